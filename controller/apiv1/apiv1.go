@@ -1,0 +1,181 @@
+// Package apiv1 holds the wire types of the controller's REST API, version 1,
+// shared by the server (controller/api) and its Go client (controller/client,
+// used by the edgewarden CLI and the end-to-end tests).
+//
+// Conventions: JSON bodies with snake_case fields; every path is under
+// /api/v1; every endpoint except Login, Banner and Enroll needs
+// "Authorization: Bearer <session token>". Errors come back with a 4xx/5xx
+// status and an Error body whose message says what failed, why, and what to
+// do. Durations are whole seconds.
+//
+//	POST   /api/v1/login                        LoginRequest → LoginResponse
+//	GET    /api/v1/banner                       → Banner (no auth; shown before login)
+//	POST   /api/v1/enroll                       EnrollRequest → EnrollResponse (no auth; the enrollment token authenticates)
+//	POST   /api/v1/enroll-tokens                CreateEnrollTokenRequest → EnrollToken (Token set only here)
+//	GET    /api/v1/enroll-tokens                → []EnrollToken
+//	DELETE /api/v1/enroll-tokens/{id}           revoke
+//	GET    /api/v1/devices                      → []Device
+//	GET    /api/v1/devices/{id}                 → Device
+//	POST   /api/v1/devices/{id}/approve         → Device
+//	PUT    /api/v1/devices/{id}/labels          SetLabelsRequest → Device
+//	DELETE /api/v1/devices/{id}
+//	POST   /api/v1/groups                       CreateGroupRequest → Group
+//	GET    /api/v1/groups                       → []Group
+//	GET    /api/v1/groups/{name}                → Group
+//	DELETE /api/v1/groups/{name}
+//	POST   /api/v1/groups/{name}/devices        DevicesRequest (add) → Group
+//	POST   /api/v1/groups/{name}/devices/remove DevicesRequest (remove) → Group
+//	POST   /api/v1/groups/{name}/includes       IncludeRequest → Group
+//	DELETE /api/v1/groups/{name}/includes/{child} → Group
+//	GET    /api/v1/status                       → FleetStatus
+package apiv1
+
+import (
+	"time"
+
+	"github.com/edgewarden/edgewarden/protocol"
+)
+
+// Error is the body of every error response.
+type Error struct {
+	Error string `json:"error"`
+}
+
+// LoginRequest authenticates a user with a password.
+type LoginRequest struct {
+	User     string `json:"user"`
+	Password string `json:"password"`
+}
+
+// LoginResponse carries the session token (a JWT) and the system-use banner.
+type LoginResponse struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Banner    string    `json:"banner,omitempty"`
+}
+
+// Banner is the system-use notification, readable before authentication.
+type Banner struct {
+	Banner string `json:"banner"`
+}
+
+// EnrollRequest is sent by an agent to enroll. The CSR's common name is the
+// device id the agent asks for; it must be free (or already this device's,
+// for a re-enrollment of a deleted device).
+type EnrollRequest struct {
+	Token  string            `json:"token"`
+	CSRPEM string            `json:"csr_pem"`
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// EnrollResponse gives the device its client certificate and what it must
+// trust: the controller CA (for TLS) and the controller's document-signing
+// keys (for desired-state envelopes).
+type EnrollResponse struct {
+	DeviceID       string               `json:"device_id"`
+	CertificatePEM string               `json:"certificate_pem"`
+	CAPEM          string               `json:"ca_pem"`
+	ControllerKeys []protocol.PublicKey `json:"controller_keys"`
+	// MQTTURL is the broker the agent connects to, e.g. "tls://127.0.0.1:8883".
+	MQTTURL string `json:"mqtt_url"`
+	// HTTPURL is the controller's REST base URL (artifact downloads).
+	HTTPURL string `json:"http_url"`
+	// PendingApproval is true when the token requires an admin's approval;
+	// the device gets no desired state until `devices approve`.
+	PendingApproval bool `json:"pending_approval"`
+}
+
+// CreateEnrollTokenRequest makes an enrollment token.
+type CreateEnrollTokenRequest struct {
+	Groups []string          `json:"groups,omitempty"`
+	Labels map[string]string `json:"labels,omitempty"`
+	// Uses is how many devices may enroll with it; 0 means 1.
+	Uses int `json:"uses,omitempty"`
+	// TTLSeconds is how long it is valid; 0 means 24 hours.
+	TTLSeconds int64 `json:"ttl_seconds,omitempty"`
+	// Approval: devices enrolled with it wait for `devices approve`.
+	Approval bool `json:"approval,omitempty"`
+}
+
+// EnrollToken describes an enrollment token. Token (the secret) is returned
+// only when the token is created; the controller stores only its hash.
+type EnrollToken struct {
+	ID        string            `json:"id"`
+	Token     string            `json:"token,omitempty"`
+	Groups    []string          `json:"groups"`
+	Labels    map[string]string `json:"labels"`
+	MaxUses   int               `json:"max_uses"`
+	Used      int               `json:"used"`
+	ExpiresAt time.Time         `json:"expires_at"`
+	Approval  bool              `json:"approval"`
+	Revoked   bool              `json:"revoked"`
+	CreatedAt time.Time         `json:"created_at"`
+	CreatedBy string            `json:"created_by"`
+}
+
+// Device states.
+const (
+	DevicePending = "pending" // enrolled with an approval token, not approved yet
+	DeviceActive  = "active"
+)
+
+// Device is the controller's view of one device.
+type Device struct {
+	ID              string               `json:"id"`
+	State           string               `json:"state"`
+	Online          bool                 `json:"online"`
+	Groups          []string             `json:"groups"` // every group it belongs to (direct, selector, nested)
+	Labels          map[string]string    `json:"labels"`
+	DesiredRevision uint64               `json:"desired_revision"`
+	AppliedRevision uint64               `json:"applied_revision"`
+	InSync          bool                 `json:"in_sync"`
+	Apps            []protocol.AppStatus `json:"apps"`
+	LastRejected    *protocol.Rejection  `json:"last_rejected,omitempty"`
+	LastSeen        time.Time            `json:"last_seen,omitzero"`
+	EnrolledAt      time.Time            `json:"enrolled_at"`
+	PolicyExpiresAt time.Time            `json:"policy_expires_at,omitzero"`
+}
+
+// SetLabelsRequest replaces labels: keys with an empty value are removed.
+type SetLabelsRequest struct {
+	Labels map[string]string `json:"labels"`
+}
+
+// CreateGroupRequest makes a device group. Selector is a label selector
+// ("k=v,k2=v2": every pair must match); empty means no selector.
+type CreateGroupRequest struct {
+	Name     string `json:"name"`
+	Selector string `json:"selector,omitempty"`
+}
+
+// Group is a device group.
+type Group struct {
+	Name     string   `json:"name"`
+	Selector string   `json:"selector,omitempty"`
+	Devices  []string `json:"devices"`  // direct members
+	Includes []string `json:"includes"` // child groups whose members are members here
+	// Members are all devices in the group: direct, by selector, and
+	// through included groups. Sorted.
+	Members   []string  `json:"members"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// DevicesRequest names devices to add to or remove from a group.
+type DevicesRequest struct {
+	Devices []string `json:"devices"`
+}
+
+// IncludeRequest makes a group include another.
+type IncludeRequest struct {
+	Group string `json:"group"`
+}
+
+// FleetStatus summarizes the fleet.
+type FleetStatus struct {
+	Devices  int `json:"devices"`
+	Online   int `json:"online"`
+	InSync   int `json:"in_sync"`
+	Drifting int `json:"drifting"` // applied < desired, no rejection
+	Failing  int `json:"failing"`  // last document rejected
+	Pending  int `json:"pending"`  // waiting for approval
+}

@@ -1,0 +1,121 @@
+// Package store is the controller's SQLite database (modernc.org/sqlite, WAL,
+// foreign keys on, versioned migrations that are only ever appended). It holds
+// devices, device groups, enrollment tokens, users, the desired-state
+// bookkeeping per device (revision, digest, last signed envelope), the latest
+// status, presence and events reported by each device, settings, and the
+// audit log. Everything it acknowledges is committed: it survives kill -9.
+package store
+
+import (
+	"errors"
+	"time"
+
+	"github.com/edgewarden/edgewarden/protocol"
+)
+
+// Errors the store returns, wrapped with a message that names the object.
+// Callers map them to HTTP status codes: ErrNotFound 404, ErrConflict 409,
+// ErrInvalid 400.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+	ErrInvalid  = errors.New("invalid")
+)
+
+// Device is a device as stored.
+type Device struct {
+	ID         string
+	State      string // "pending" or "active" (apiv1.DevicePending / DeviceActive)
+	Labels     map[string]string
+	EnrolledAt time.Time
+	// CertSerial is the serial number of the device's client certificate.
+	CertSerial string
+
+	// Reported by the device (zero until it reports).
+	Online          bool
+	LastSeen        time.Time
+	AppliedRevision uint64
+	PolicyExpiresAt time.Time
+	LastRejected    *protocol.Rejection
+	Apps            []protocol.AppStatus
+	StatusSeq       uint64
+}
+
+// Group is a device group as stored.
+type Group struct {
+	Name      string
+	Selector  string   // "k=v,k2=v2"; empty: none
+	Devices   []string // direct members, sorted
+	Includes  []string // included child groups, sorted
+	CreatedAt time.Time
+}
+
+// EnrollToken is an enrollment token as stored: only the SHA-256 of the
+// secret is kept.
+type EnrollToken struct {
+	ID        string
+	Hash      string // hex SHA-256 of the secret
+	Groups    []string
+	Labels    map[string]string
+	MaxUses   int
+	Used      int
+	ExpiresAt time.Time
+	Approval  bool
+	Revoked   bool
+	CreatedAt time.Time
+	CreatedBy string
+}
+
+// NewDevice is what Enroll needs to create a device.
+type NewDevice struct {
+	ID         string
+	Labels     map[string]string // from the agent; the token's labels win on conflict
+	CertSerial string
+	At         time.Time
+}
+
+// User is a controller user.
+type User struct {
+	Name         string
+	PasswordHash string // PHC string, e.g. argon2id or bcrypt
+	State        string // "active", "invited", "disabled"
+	CreatedAt    time.Time
+}
+
+// DesiredRecord is the controller's bookkeeping for one device's document.
+type DesiredRecord struct {
+	DeviceID  string
+	Revision  uint64
+	Digest    string // protocol.DesiredState.ContentDigest
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+	Envelope  []byte // the signed envelope last published
+}
+
+// StatusUpdate is one status report to store.
+type StatusUpdate struct {
+	DeviceID string
+	Report   protocol.StatusReport
+	At       time.Time // when the controller received it
+}
+
+// AuditEntry is one line of the audit log.
+type AuditEntry struct {
+	ID     int64
+	At     time.Time
+	Actor  string // user name, "device:<id>", or "system"
+	Action string // e.g. "group.create", "device.approve"
+	Target string
+	Detail string
+	Source string // remote address, when known
+	Kind   string // "change", "security", "access"
+}
+
+// Snapshot is a consistent read of everything the desired-state compiler
+// needs, taken in one transaction.
+type Snapshot struct {
+	Devices  []Device // active and pending
+	Groups   []Group
+	Settings map[string]string
+	Desired  map[string]DesiredRecord // by device id
+}
