@@ -20,7 +20,7 @@ type StatusReport struct {
 	PolicyExpiresAt time.Time `json:"policy_expires_at,omitzero"`
 	// LastRejected describes the most recent document the agent refused,
 	// if any since it last applied one.
-	LastRejected *Rejection `json:"last_rejected,omitempty"`
+	LastRejected *Rejection  `json:"last_rejected,omitempty"`
 	Apps         []AppStatus `json:"apps,omitempty"`
 	AgentVersion string      `json:"agent_version,omitempty"`
 	// StartedAt is when the agent process started.
