@@ -131,9 +131,11 @@ type Device struct {
 	InSync          bool                 `json:"in_sync"`
 	Apps            []protocol.AppStatus `json:"apps"`
 	LastRejected    *protocol.Rejection  `json:"last_rejected,omitempty"`
-	LastSeen        time.Time            `json:"last_seen,omitzero"`
-	EnrolledAt      time.Time            `json:"enrolled_at"`
-	PolicyExpiresAt time.Time            `json:"policy_expires_at,omitzero"`
+	// LastSeen is when the controller last heard from the device; null if
+	// it never has.
+	LastSeen        *time.Time `json:"last_seen"`
+	EnrolledAt      time.Time  `json:"enrolled_at"`
+	PolicyExpiresAt time.Time  `json:"policy_expires_at,omitzero"`
 }
 
 // SetLabelsRequest replaces labels: keys with an empty value are removed.

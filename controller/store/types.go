@@ -15,11 +15,14 @@ import (
 
 // Errors the store returns, wrapped with a message that names the object.
 // Callers map them to HTTP status codes: ErrNotFound 404, ErrConflict 409,
-// ErrInvalid 400.
+// ErrInvalid 400, ErrForbidden 403.
 var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("conflict")
 	ErrInvalid  = errors.New("invalid")
+	// ErrForbidden: an enrollment token that is unknown, revoked, expired
+	// or used up.
+	ErrForbidden = errors.New("forbidden")
 )
 
 // Device is a device as stored.
@@ -39,6 +42,11 @@ type Device struct {
 	LastRejected    *protocol.Rejection
 	Apps            []protocol.AppStatus
 	StatusSeq       uint64
+	AgentVersion    string
+
+	// DesiredRevision is the revision of the last document compiled for the
+	// device (0: none yet).
+	DesiredRevision uint64
 }
 
 // Group is a device group as stored.
@@ -117,5 +125,8 @@ type Snapshot struct {
 	Devices  []Device // active and pending
 	Groups   []Group
 	Settings map[string]string
-	Desired  map[string]DesiredRecord // by device id
+	// Desired holds the record of every device id that ever had a
+	// document, by device id, including deleted devices (so a re-enrolled
+	// device continues from a higher revision).
+	Desired map[string]DesiredRecord
 }

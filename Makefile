@@ -1,0 +1,57 @@
+# Edgewarden — build, test and demo. `make demo` and `make test` are the two
+# commands the README promises work on a fresh machine with Go and apt.
+
+GO       ?= go
+BIN      ?= bin
+PKGS      = ./...
+# Packages with goroutines and shared state run under the race detector.
+RACE_PKGS = ./agent/... ./controller/... ./protocol/...
+FUZZTIME ?= 3s
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   = -s -w -X main.version=$(VERSION)
+
+.PHONY: all build demo test vet fmt-check unit race fuzz e2e bench clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+
+demo: build
+	$(GO) run ./test/demo -bin $(BIN)
+
+test: fmt-check vet race fuzz e2e
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+# Unit tests of every package, under the race detector (end-to-end tests are
+# in test/, run by the e2e target).
+race:
+	$(GO) test -race -count=1 $(RACE_PKGS)
+
+unit:
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test)
+
+# Every fuzz target runs briefly; `make fuzz FUZZTIME=5m` for a real session.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./protocol/... ./controller/... ./agent/...); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$t"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg > /dev/null; \
+	  done; \
+	done
+
+# End-to-end: builds the real binaries and runs controller and agents as processes.
+e2e:
+	$(GO) test -count=1 -timeout 15m ./test/...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./protocol/... ./controller/... ./agent/...
+
+clean:
+	rm -rf $(BIN) dist .demo

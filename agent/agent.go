@@ -1,0 +1,467 @@
+// Package agent is the Edgewarden agent service: it connects an enrolled
+// device to its broker (agent/link), verifies and applies the signed desired
+// state it receives (agent/apply), keeps everything in its local database
+// (agent/state), and reports back: a retained status report after every
+// apply or rejection and on a heartbeat, and the events of its outbox,
+// removed only once the broker has acknowledged them.
+//
+// State directory layout: see agent/identity.
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/edgewarden/edgewarden/agent/apply"
+	"github.com/edgewarden/edgewarden/agent/identity"
+	"github.com/edgewarden/edgewarden/agent/link"
+	"github.com/edgewarden/edgewarden/agent/state"
+	"github.com/edgewarden/edgewarden/protocol"
+)
+
+// Version is the agent version reported in status; set at build time with
+// -ldflags "-X github.com/edgewarden/edgewarden/agent.Version=...".
+var Version = "dev"
+
+// DefaultSocket is the default path of the agent's local API socket.
+const DefaultSocket = "/run/edgewarden/agent.sock"
+
+// AppsDir returns the default apps directory for a state directory.
+func AppsDir(stateDir string) string { return filepath.Join(stateDir, "apps") }
+
+// AppReconciler brings the device's apps in line with a policy; the app
+// installer implements it. Reconcile is called from one goroutine, with
+// the policy in force after every apply (and once at start when a policy
+// is stored); it may take long and should return when ctx is done. If a
+// newer policy arrives meanwhile, only the latest is passed next.
+// Apps reports the state of every app, for status reports.
+type AppReconciler interface {
+	Reconcile(ctx context.Context, p *apply.Policy) error
+	Apps() []protocol.AppStatus
+}
+
+// Options configure an Agent.
+type Options struct {
+	// StateDir is the enrolled state directory.
+	StateDir string
+	// Logger. Nil means slog.Default().
+	Logger *slog.Logger
+	// HeartbeatInterval is how often a status report is published when
+	// nothing else happens, jittered by ±10%. Zero means 30s.
+	HeartbeatInterval time.Duration
+	// OutboxInterval is how often the outbox is retried when events are
+	// left in it. Zero means 5s.
+	OutboxInterval time.Duration
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+	// Apps reconciles apps after an apply. Nil: apps are not managed yet.
+	Apps AppReconciler
+	// MinBackoff and MaxBackoff bound the reconnect delay (see link).
+	// Zero means the link's defaults.
+	MinBackoff, MaxBackoff time.Duration
+	// PublishTimeout bounds the wait for a broker acknowledgement. Zero
+	// means 10s.
+	PublishTimeout time.Duration
+}
+
+// Agent is the running service of one device.
+type Agent struct {
+	opts      Options
+	log       *slog.Logger
+	id        *identity.Identity
+	store     *state.Store
+	applier   *apply.Applier
+	link      *link.Link
+	startedAt time.Time
+
+	changed   chan struct{} // an apply, refresh or rejection: report status
+	connected chan struct{} // the link (re)connected
+	reconcile chan *apply.Policy
+
+	runMu   sync.Mutex
+	running bool
+	closeMu sync.Mutex
+	closed  bool
+}
+
+// New loads the identity and local state of opts.StateDir and prepares
+// the link. It does not connect; Run does.
+func New(ctx context.Context, opts Options) (*Agent, error) {
+	if opts.StateDir == "" {
+		return nil, errors.New("no state directory given")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.HeartbeatInterval <= 0 {
+		opts.HeartbeatInterval = 30 * time.Second
+	}
+	if opts.OutboxInterval <= 0 {
+		opts.OutboxInterval = 5 * time.Second
+	}
+	if opts.PublishTimeout <= 0 {
+		opts.PublishTimeout = 10 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	id, err := identity.Load(opts.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	tlsConf, err := identity.ClientTLS(opts.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(identity.Path(opts.StateDir, identity.MQTTStoreDir), 0o700); err != nil {
+		return nil, fmt.Errorf("create message store: %w", err)
+	}
+	store, err := state.Open(ctx, identity.Path(opts.StateDir, identity.DBFile))
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{
+		opts:      opts,
+		log:       opts.Logger.With("device_id", id.DeviceID),
+		id:        id,
+		store:     store,
+		startedAt: opts.Now().UTC(),
+		changed:   make(chan struct{}, 1),
+		connected: make(chan struct{}, 1),
+		reconcile: make(chan *apply.Policy, 1),
+	}
+	a.applier, err = apply.New(ctx, apply.Options{
+		DeviceID: id.DeviceID,
+		Keys:     id.ControllerKeys,
+		Store:    store,
+		Now:      opts.Now,
+		Logger:   a.log,
+	})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	a.link, err = link.New(link.Options{
+		DeviceID:  id.DeviceID,
+		BrokerURL: id.MQTTURL,
+		TLS:       tlsConf,
+		StoreDir:  identity.Path(opts.StateDir, identity.MQTTStoreDir),
+		OnDesired: a.onDesired,
+		OnOversized: func(size int) bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			return a.afterHandle(a.applier.RejectOversized(ctx, size))
+		},
+		OnConnect:  func() { notify(a.connected) },
+		MinBackoff: opts.MinBackoff,
+		MaxBackoff: opts.MaxBackoff,
+		Now:        opts.Now,
+		Logger:     a.log,
+	})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// DeviceID returns the device's id.
+func (a *Agent) DeviceID() string { return a.id.DeviceID }
+
+// Policy returns the policy in force, or nil (no access) before any
+// document was applied.
+func (a *Agent) Policy() *apply.Policy { return a.applier.Current() }
+
+// Close releases the local database. Call it after Run has returned. It is
+// safe to call more than once.
+func (a *Agent) Close() error {
+	a.closeMu.Lock()
+	defer a.closeMu.Unlock()
+	if a.closed {
+		return nil
+	}
+	a.closed = true
+	return a.store.Close()
+}
+
+func notify(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// onDesired runs on the link's delivery goroutine. It returns true (ack the
+// message) once the outcome is committed.
+func (a *Agent) onDesired(raw []byte) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return a.afterHandle(a.applier.Handle(ctx, raw))
+}
+
+// afterHandle logs and signals the outcome of a document; it returns true
+// if the outcome is committed (the message may be acknowledged).
+func (a *Agent) afterHandle(res apply.Result) bool {
+	switch res.Outcome {
+	case apply.Applied:
+		p := a.applier.Current()
+		a.log.Info("applied", "revision", res.Revision, "expires_at", p.ExpiresAt)
+		select { // latest wins
+		case <-a.reconcile:
+		default:
+		}
+		a.reconcile <- p
+		notify(a.changed)
+	case apply.Refreshed:
+		a.log.Info("refreshed", "revision", res.Revision, "expires_at", a.applier.Current().ExpiresAt)
+		notify(a.changed)
+	case apply.Unchanged:
+		a.log.Debug("desired state unchanged", "revision", res.Revision)
+	case apply.Rejected:
+		if res.Reported {
+			a.log.Warn("desired state rejected", "revision", res.Revision, "reason", protocol.Reason(res.Err), "err", res.Err)
+			notify(a.changed)
+		} else {
+			a.log.Debug("desired state rejected again", "revision", res.Revision, "reason", protocol.Reason(res.Err))
+		}
+	default:
+		// Not committed: leave the message unacknowledged; the broker
+		// delivers it again after the next reconnect.
+		a.log.Error("could not handle desired state; it will be retried", "revision", res.Revision, "err", res.Err)
+		return false
+	}
+	return true
+}
+
+// Run connects and serves until ctx is done, then publishes an offline
+// presence and disconnects. It returns nil on a clean shutdown.
+func (a *Agent) Run(ctx context.Context) error {
+	a.runMu.Lock()
+	if a.running {
+		a.runMu.Unlock()
+		return errors.New("agent: Run called twice")
+	}
+	a.running = true
+	a.runMu.Unlock()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+
+	if p := a.applier.Current(); p != nil {
+		a.reconcile <- p
+	} else {
+		a.log.Info("no desired state applied yet; local access is denied until one arrives")
+	}
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		a.link.Run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		a.reconcileLoop(ctx)
+	}()
+
+	heartbeat := time.NewTimer(jitter(a.opts.HeartbeatInterval))
+	defer heartbeat.Stop()
+	outbox := time.NewTicker(a.opts.OutboxInterval)
+	defer outbox.Stop()
+	first := true
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-a.connected:
+			if first {
+				first = false
+				a.log.Info("agent running", "broker", a.id.MQTTURL, "applied_revision", revisionOf(a.applier.Current()))
+			} else {
+				a.log.Info("reconnected", "broker", a.id.MQTTURL)
+			}
+			a.publishStatus(ctx)
+			a.drainOutbox(ctx)
+		case <-a.changed:
+			a.publishStatus(ctx)
+			a.drainOutbox(ctx)
+		case <-heartbeat.C:
+			a.publishStatus(ctx)
+			heartbeat.Reset(jitter(a.opts.HeartbeatInterval))
+		case <-outbox.C:
+			a.drainOutbox(ctx)
+		}
+	}
+}
+
+func (a *Agent) reconcileLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-a.reconcile:
+			if a.opts.Apps == nil {
+				continue
+			}
+			if err := a.opts.Apps.Reconcile(ctx, p); err != nil && ctx.Err() == nil {
+				a.log.Error("reconcile apps", "revision", p.Revision, "err", err)
+			}
+			notify(a.changed) // report the apps' new states
+		}
+	}
+}
+
+func revisionOf(p *apply.Policy) uint64 {
+	if p == nil {
+		return 0
+	}
+	return p.Revision
+}
+
+// jitter spreads d by ±10% so a fleet's timers drift apart.
+func jitter(d time.Duration) time.Duration {
+	spread := int64(d) / 5
+	if spread <= 0 {
+		return d
+	}
+	return d - time.Duration(spread/2) + time.Duration(rand.Int64N(spread+1))
+}
+
+// statusReport builds the report of the current state.
+func (a *Agent) statusReport(ctx context.Context, seq uint64) (*protocol.StatusReport, error) {
+	r := &protocol.StatusReport{
+		Schema:       protocol.Schema,
+		DeviceID:     a.id.DeviceID,
+		Seq:          seq,
+		At:           a.opts.Now().UTC(),
+		AgentVersion: Version,
+		StartedAt:    a.startedAt,
+	}
+	if p := a.applier.Current(); p != nil {
+		r.AppliedRevision = p.Revision
+		r.PolicyExpiresAt = p.ExpiresAt.UTC()
+	}
+	rej, err := a.store.LastRejection(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if rej != nil {
+		r.LastRejected = &rej.Rejection
+	}
+	if a.opts.Apps != nil {
+		r.Apps = a.opts.Apps.Apps()
+	}
+	return r, nil
+}
+
+// publishStatus publishes a retained status report if the link is up.
+// A report that cannot be sent is not retried: the next event or
+// heartbeat sends a fresh one.
+func (a *Agent) publishStatus(ctx context.Context) {
+	if !a.link.Connected() {
+		return
+	}
+	seq, err := a.store.NextSeq(ctx)
+	if err != nil {
+		a.log.Error("status report", "err", err)
+		return
+	}
+	r, err := a.statusReport(ctx, seq)
+	if err != nil {
+		a.log.Error("status report", "err", err)
+		return
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		a.log.Error("status report", "err", err)
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, a.opts.PublishTimeout)
+	defer cancel()
+	if err := a.link.Publish(pctx, protocol.StatusTopic(a.id.DeviceID), true, b); err != nil {
+		if ctx.Err() == nil {
+			a.log.Warn("could not publish status report", "err", err)
+		}
+		return
+	}
+	if err := a.store.SaveLastStatus(ctx, r); err != nil {
+		a.log.Warn("could not keep status report", "err", err)
+	}
+}
+
+// drainOutbox publishes queued events in batches and removes each batch
+// once the broker acknowledged it.
+func (a *Agent) drainOutbox(ctx context.Context) {
+	for a.link.Connected() && ctx.Err() == nil {
+		evs, err := a.store.PendingEvents(ctx, protocol.MaxEventsPerBatch)
+		if err != nil {
+			a.log.Error("read outbox", "err", err)
+			return
+		}
+		if len(evs) == 0 {
+			return
+		}
+		b, n, err := encodeBatch(a.id.DeviceID, evs)
+		if errors.Is(err, errEventTooLarge) {
+			// It can never be sent; keeping it would block the outbox.
+			a.log.Error("dropping undeliverable event", "err", err)
+			if err := a.store.DeleteEvents(ctx, []string{evs[0].ID}); err != nil {
+				a.log.Error("remove undeliverable event", "err", err)
+				return
+			}
+			continue
+		}
+		if err != nil {
+			a.log.Error("encode event batch", "err", err)
+			return
+		}
+		pctx, cancel := context.WithTimeout(ctx, a.opts.PublishTimeout)
+		err = a.link.Publish(pctx, protocol.EventsTopic(a.id.DeviceID), false, b)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				a.log.Warn("could not deliver events; keeping them queued", "events", n, "err", err)
+			}
+			return
+		}
+		ids := make([]string, n)
+		for i := range n {
+			ids[i] = evs[i].ID
+		}
+		if err := a.store.DeleteEvents(ctx, ids); err != nil {
+			// They will be sent again; the controller deduplicates by id.
+			a.log.Error("remove delivered events", "err", err)
+			return
+		}
+		a.log.Debug("delivered events", "events", n)
+	}
+}
+
+var errEventTooLarge = errors.New("event too large")
+
+// encodeBatch encodes as many of evs (in order) as fit in one EventBatch
+// under protocol.MaxEventsBytes, and returns how many it took.
+func encodeBatch(deviceID string, evs []protocol.Event) ([]byte, int, error) {
+	n := len(evs)
+	for {
+		b, err := json.Marshal(protocol.EventBatch{Schema: protocol.Schema, DeviceID: deviceID, Events: evs[:n]})
+		if err != nil {
+			return nil, 0, err
+		}
+		if len(b) <= protocol.MaxEventsBytes {
+			return b, n, nil
+		}
+		if n == 1 {
+			return nil, 0, fmt.Errorf("%w: event %s (%s) alone is %d bytes, limit %d", errEventTooLarge, evs[0].ID, evs[0].Kind, len(b), protocol.MaxEventsBytes)
+		}
+		n /= 2
+	}
+}

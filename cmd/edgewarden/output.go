@@ -1,0 +1,93 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// printJSON writes v as indented JSON.
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// emit prints v as JSON with -o json, else calls table.
+func (a *app) emit(v any, table func(w *tabwriter.Writer)) error {
+	if a.output == "json" {
+		return a.printJSON(v)
+	}
+	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	table(w)
+	return w.Flush()
+}
+
+func row(w *tabwriter.Writer, cols ...any) {
+	s := make([]string, len(cols))
+	for i, c := range cols {
+		s[i] = fmt.Sprint(c)
+	}
+	fmt.Fprintln(w, strings.Join(s, "\t"))
+}
+
+func labelsString(m map[string]string) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, k+"="+m[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+func listString(s []string) string {
+	if len(s) == 0 {
+		return "-"
+	}
+	return strings.Join(s, ",")
+}
+
+func timeString(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.Local().Format("2006-01-02 15:04:05")
+}
+
+func timePtrString(t *time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	return timeString(*t)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// parseLabels parses k=v pairs; with allowRemove, "k-" or "k=" means
+// remove k (an empty value).
+func parseLabels(pairs []string, allowRemove bool) (map[string]string, error) {
+	out := map[string]string{}
+	for _, p := range pairs {
+		if allowRemove && strings.HasSuffix(p, "-") && !strings.Contains(p, "=") {
+			out[strings.TrimSuffix(p, "-")] = ""
+			continue
+		}
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || k == "" || (v == "" && !allowRemove) {
+			return nil, usagef("label %q: write key=value", p)
+		}
+		out[k] = v
+	}
+	return out, nil
+}

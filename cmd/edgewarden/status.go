@@ -1,0 +1,38 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+)
+
+func (a *app) statusCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Summarize the fleet: online, in sync, drifting, failing, pending",
+		Long: `status counts devices: online; in sync (applied their latest document);
+drifting (behind, catching up); failing (rejected their latest document);
+pending (waiting for 'devices approve').`,
+		Example: "  edgewarden status\n  edgewarden status -o json",
+		Args:    args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, err := a.client()
+			if err != nil {
+				return err
+			}
+			st, err := cl.FleetStatus(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("fleet status: %w", err)
+			}
+			return a.emit(st, func(w *tabwriter.Writer) {
+				row(w, "Devices:", st.Devices)
+				row(w, "Online:", fmt.Sprintf("%d (offline %d)", st.Online, st.Devices-st.Online))
+				row(w, "In sync:", st.InSync)
+				row(w, "Drifting:", st.Drifting)
+				row(w, "Failing:", st.Failing)
+				row(w, "Pending approval:", st.Pending)
+			})
+		},
+	}
+}

@@ -1,0 +1,263 @@
+// Package api is the controller's REST API, version 1 (wire types in
+// controller/apiv1): login and sessions, enrollment and enrollment tokens,
+// devices, device groups and the fleet summary.
+//
+// Every endpoint except login, banner and enroll needs a session token
+// (Authorization: Bearer). Each handler asks authorize whether the session's
+// user may do what it asks; every change is written to the audit log.
+// Changes that affect desired-state documents call Options.Changed, which
+// triggers a recompilation.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/edgewarden/edgewarden/controller/auth"
+	"github.com/edgewarden/edgewarden/controller/store"
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultMaxBodyBytes       = 1 << 20
+	DefaultDeviceCertValidity = 365 * 24 * time.Hour
+)
+
+// Options configure the API.
+type Options struct {
+	Store      Store      // required
+	PKI        PKI        // required
+	Membership Membership // required
+	Sessions   *auth.Sessions
+
+	// Changed is called after every successful change that affects
+	// desired-state documents (enrollment, approval, labels, deletion,
+	// groups). It must not block. Nil: nothing is called.
+	Changed func()
+
+	// MQTTURL and HTTPURL are returned to enrolling devices: the broker
+	// they connect to and this API's base URL.
+	MQTTURL, HTTPURL string
+
+	// Logger receives errors and the details of internal failures. Nil
+	// means slog.Default().
+	Logger *slog.Logger
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+
+	// MaxBodyBytes bounds request bodies. Zero means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// DeviceCertValidity is the validity of device certificates. Zero
+	// means DefaultDeviceCertValidity.
+	DeviceCertValidity time.Duration
+}
+
+// API serves the REST API. Create it with New; it holds no goroutines.
+type API struct {
+	opts Options
+	log  *slog.Logger
+	now  func() time.Time
+	mux  *http.ServeMux
+}
+
+// New returns the API for opts.
+func New(opts Options) *API {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.DeviceCertValidity <= 0 {
+		opts.DeviceCertValidity = DefaultDeviceCertValidity
+	}
+	a := &API{opts: opts, log: opts.Logger, now: opts.Now, mux: http.NewServeMux()}
+	a.routes()
+	return a
+}
+
+// Handler returns the HTTP handler serving every endpoint under /api/v1.
+func (a *API) Handler() http.Handler { return a.mux }
+
+// handlerFunc is an endpoint: it writes its response on success and returns
+// an error otherwise, which serve turns into an apiv1.Error response.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (a *API) routes() {
+	public := func(pattern string, h handlerFunc) { a.mux.Handle(pattern, a.serve(h, false)) }
+	authed := func(pattern string, h handlerFunc) { a.mux.Handle(pattern, a.serve(h, true)) }
+
+	public("POST /api/v1/login", a.login)
+	public("GET /api/v1/banner", a.banner)
+	public("POST /api/v1/enroll", a.enroll)
+
+	authed("POST /api/v1/enroll-tokens", a.createEnrollToken)
+	authed("GET /api/v1/enroll-tokens", a.listEnrollTokens)
+	authed("DELETE /api/v1/enroll-tokens/{id}", a.revokeEnrollToken)
+
+	authed("GET /api/v1/devices", a.listDevices)
+	authed("GET /api/v1/devices/{id}", a.getDevice)
+	authed("POST /api/v1/devices/{id}/approve", a.approveDevice)
+	authed("PUT /api/v1/devices/{id}/labels", a.setDeviceLabels)
+	authed("DELETE /api/v1/devices/{id}", a.deleteDevice)
+
+	authed("POST /api/v1/groups", a.createGroup)
+	authed("GET /api/v1/groups", a.listGroups)
+	authed("GET /api/v1/groups/{name}", a.getGroup)
+	authed("DELETE /api/v1/groups/{name}", a.deleteGroup)
+	authed("POST /api/v1/groups/{name}/devices", a.addGroupDevices)
+	authed("POST /api/v1/groups/{name}/devices/remove", a.removeGroupDevices)
+	authed("POST /api/v1/groups/{name}/includes", a.includeGroup)
+	authed("DELETE /api/v1/groups/{name}/includes/{child}", a.excludeGroup)
+
+	authed("GET /api/v1/status", a.fleetStatus)
+
+	a.mux.Handle("/", a.serve(func(w http.ResponseWriter, r *http.Request) error {
+		return errorf(http.StatusNotFound, "no such endpoint: %s %s (see the apiv1 package for the endpoints)", r.Method, r.URL.Path)
+	}, false))
+}
+
+// serve adapts h: it authenticates the request when needAuth is set and
+// writes h's error as an apiv1.Error.
+func (a *API) serve(h handlerFunc, needAuth bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		if needAuth {
+			p, err := a.authenticate(r)
+			if err != nil {
+				a.writeError(w, r, err)
+				return
+			}
+			r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+		}
+		if err := h(w, r); err != nil {
+			a.writeError(w, r, err)
+		}
+	})
+}
+
+// httpError is an error with the status code and the message the client
+// sees.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func errorf(status int, format string, args ...any) error {
+	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+// writeError maps err to a status code and message: the API's own errors
+// as they are, store errors to 404/409/400 with the store's message, and
+// anything else to 500 with a generic message (the detail goes to the log).
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, msg := http.StatusInternalServerError, ""
+	var he *httpError
+	switch {
+	case errors.As(err, &he):
+		status, msg = he.status, he.msg
+	case errors.Is(err, store.ErrNotFound):
+		status, msg = http.StatusNotFound, err.Error()
+	case errors.Is(err, store.ErrConflict):
+		status, msg = http.StatusConflict, err.Error()
+	case errors.Is(err, store.ErrInvalid):
+		status, msg = http.StatusBadRequest, err.Error()
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads the answer.
+		return
+	default:
+		id := randomHex(6)
+		a.log.Error("api request failed", "request_id", id, "method", r.Method, "path", r.URL.Path, "err", err)
+		msg = fmt.Sprintf("internal error in the controller (request id %s); the controller log has the details", id)
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="edgewarden"`)
+	}
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	// The status is written; an encode error means the connection broke.
+	_ = enc.Encode(v)
+	return nil
+}
+
+// decode reads r's JSON body into v strictly: at most MaxBodyBytes, no
+// unknown fields, exactly one JSON value.
+func (a *API) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return errorf(http.StatusUnsupportedMediaType, "request body must be JSON (Content-Type: application/json), not %q", ct)
+	}
+	body := http.MaxBytesReader(w, r.Body, a.opts.MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		if dec.Decode(&struct{}{}) != io.EOF {
+			return errorf(http.StatusBadRequest, "request body holds more than one JSON value; send exactly one object")
+		}
+		return nil
+	}
+	var tooLarge *http.MaxBytesError
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &tooLarge):
+		return errorf(http.StatusRequestEntityTooLarge, "request body is larger than the limit of %d bytes", tooLarge.Limit)
+	case errors.Is(err, io.EOF):
+		return errorf(http.StatusBadRequest, "request body is empty; send a JSON object")
+	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
+		return errorf(http.StatusBadRequest, "request body is not valid JSON: %v", err)
+	case errors.As(err, &typ):
+		return errorf(http.StatusBadRequest, "request body: field %q must be a JSON %s, not %s", typ.Field, jsonKind(typ.Type.Kind().String()), typ.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		return errorf(http.StatusBadRequest, "request body: unknown field %s; check the field names against the API version", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	}
+	return errorf(http.StatusBadRequest, "request body: %v", err)
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "string"
+	case "bool":
+		return "boolean"
+	case "map", "struct":
+		return "object"
+	case "slice", "array":
+		return "array"
+	}
+	return "number"
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails (crypto/rand panics on failure)
+	return hex.EncodeToString(b)
+}
+
+// changed tells the compiler that documents must be recompiled.
+func (a *API) changed() {
+	if a.opts.Changed != nil {
+		a.opts.Changed()
+	}
+}

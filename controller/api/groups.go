@@ -1,0 +1,160 @@
+package api
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/edgewarden/edgewarden/controller/apiv1"
+	"github.com/edgewarden/edgewarden/controller/store"
+)
+
+func (v fleetView) group(g store.Group) apiv1.Group {
+	return apiv1.Group{
+		Name:      g.Name,
+		Selector:  g.Selector,
+		Devices:   nonNil(g.Devices),
+		Includes:  nonNil(g.Includes),
+		Members:   nonNil(v.groupMembers[g.Name]),
+		CreatedAt: g.CreatedAt,
+	}
+}
+
+func (a *API) writeGroup(w http.ResponseWriter, r *http.Request, name string, status int) error {
+	g, err := a.opts.Store.GetGroup(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	v, err := a.loadFleetView(r.Context(), false)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, status, v.group(g))
+}
+
+func (a *API) createGroup(w http.ResponseWriter, r *http.Request) error {
+	var req apiv1.CreateGroupRequest
+	if err := a.decode(w, r, &req); err != nil {
+		return err
+	}
+	if req.Name == "" {
+		return errorf(http.StatusBadRequest, "name is required")
+	}
+	if err := a.authorize(r, actGroupCreate, resGroup(req.Name)); err != nil {
+		return err
+	}
+	if _, err := a.opts.Store.CreateGroup(r.Context(), req.Name, req.Selector); err != nil {
+		return err
+	}
+	a.changed()
+	a.audit(r, "group.create", req.Name, "selector="+req.Selector)
+	return a.writeGroup(w, r, req.Name, http.StatusCreated)
+}
+
+func (a *API) listGroups(w http.ResponseWriter, r *http.Request) error {
+	if err := a.authorize(r, actGroupView, resGroups()); err != nil {
+		return err
+	}
+	gs, err := a.opts.Store.ListGroups(r.Context())
+	if err != nil {
+		return err
+	}
+	v, err := a.loadFleetView(r.Context(), false)
+	if err != nil {
+		return err
+	}
+	out := make([]apiv1.Group, 0, len(gs))
+	for _, g := range gs {
+		out = append(out, v.group(g))
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) getGroup(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	if err := a.authorize(r, actGroupView, resGroup(name)); err != nil {
+		return err
+	}
+	return a.writeGroup(w, r, name, http.StatusOK)
+}
+
+func (a *API) deleteGroup(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	if err := a.authorize(r, actGroupManage, resGroup(name)); err != nil {
+		return err
+	}
+	if err := a.opts.Store.DeleteGroup(r.Context(), name); err != nil {
+		return err
+	}
+	a.changed()
+	a.audit(r, "group.delete", name, "")
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) addGroupDevices(w http.ResponseWriter, r *http.Request) error {
+	return a.changeGroupDevices(w, r, true)
+}
+
+func (a *API) removeGroupDevices(w http.ResponseWriter, r *http.Request) error {
+	return a.changeGroupDevices(w, r, false)
+}
+
+func (a *API) changeGroupDevices(w http.ResponseWriter, r *http.Request, add bool) error {
+	name := r.PathValue("name")
+	if err := a.authorize(r, actGroupMembers, resGroup(name)); err != nil {
+		return err
+	}
+	var req apiv1.DevicesRequest
+	if err := a.decode(w, r, &req); err != nil {
+		return err
+	}
+	if len(req.Devices) == 0 {
+		return errorf(http.StatusBadRequest, "devices is required: name at least one device")
+	}
+	action, change := "group.add-devices", a.opts.Store.AddGroupDevices
+	if !add {
+		action, change = "group.remove-devices", a.opts.Store.RemoveGroupDevices
+	}
+	if err := change(r.Context(), name, req.Devices); err != nil {
+		return err
+	}
+	a.changed()
+	a.audit(r, action, name, strings.Join(req.Devices, ","))
+	return a.writeGroup(w, r, name, http.StatusOK)
+}
+
+func (a *API) includeGroup(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	if err := a.authorize(r, actGroupManage, resGroup(name)); err != nil {
+		return err
+	}
+	var req apiv1.IncludeRequest
+	if err := a.decode(w, r, &req); err != nil {
+		return err
+	}
+	if req.Group == "" {
+		return errorf(http.StatusBadRequest, "group is required: name the group to include")
+	}
+	if req.Group == name {
+		return errorf(http.StatusBadRequest, "group %q cannot include itself", name)
+	}
+	if err := a.opts.Store.IncludeGroup(r.Context(), name, req.Group); err != nil {
+		return err
+	}
+	a.changed()
+	a.audit(r, "group.include", name, req.Group)
+	return a.writeGroup(w, r, name, http.StatusOK)
+}
+
+func (a *API) excludeGroup(w http.ResponseWriter, r *http.Request) error {
+	name, child := r.PathValue("name"), r.PathValue("child")
+	if err := a.authorize(r, actGroupManage, resGroup(name)); err != nil {
+		return err
+	}
+	if err := a.opts.Store.ExcludeGroup(r.Context(), name, child); err != nil {
+		return err
+	}
+	a.changed()
+	a.audit(r, "group.exclude", name, child)
+	return a.writeGroup(w, r, name, http.StatusOK)
+}

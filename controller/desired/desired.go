@@ -1,0 +1,246 @@
+// Package desired compiles the controller's state into one signed
+// desired-state document per device (see protocol.DesiredState).
+//
+// The compiler is a pure function of a store.Snapshot, the signing key and
+// the clock: it reads no database and publishes nothing. The server takes a
+// snapshot, compiles, stores the changed records with store.PutDesired and
+// then publishes their envelopes; NextRefresh tells it when to run again for
+// the refreshes alone.
+//
+// Revisions count content changes: a device's revision grows only when the
+// content digest of its document changes. Before a document expires, the
+// compiler re-signs the same content and revision with later times (a
+// refresh), which agents accept without re-applying anything.
+package desired
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/edgewarden/edgewarden/controller/fleet"
+	"github.com/edgewarden/edgewarden/controller/store"
+	"github.com/edgewarden/edgewarden/protocol"
+)
+
+// Settings read by the compiler (store.Snapshot.Settings).
+const (
+	// SettingBanner is the system-use banner shown before local login.
+	SettingBanner = "banner"
+	// SettingSideload is the global sideload policy: "allow" lifts the ban;
+	// anything else, or unset, keeps it (the default: banned).
+	SettingSideload = "sideload"
+)
+
+// Options configure a Compiler.
+type Options struct {
+	// Key signs the documents. Required.
+	Key ed25519.PrivateKey
+	// TTL is how long a signed document stays valid. Zero means 24h.
+	TTL time.Duration
+	// RefreshBefore is how long before expiry a document is re-signed.
+	// Zero means TTL/3. Must be less than TTL.
+	RefreshBefore time.Duration
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+	// Workers is how many goroutines sign documents in parallel within one
+	// Compile call. Zero means GOMAXPROCS.
+	Workers int
+}
+
+// Compiler turns snapshots into signed desired-state records. It holds no
+// mutable state and is safe for concurrent use.
+type Compiler struct {
+	key           ed25519.PrivateKey
+	ttl           time.Duration
+	refreshBefore time.Duration
+	now           func() time.Time
+	workers       int
+}
+
+// New returns a compiler. It panics if opts.Key is not an Ed25519 private
+// key or RefreshBefore is not less than TTL: both are programming errors.
+func New(opts Options) *Compiler {
+	if len(opts.Key) != ed25519.PrivateKeySize {
+		panic("desired: Options.Key must be an Ed25519 private key")
+	}
+	c := &Compiler{key: opts.Key, ttl: opts.TTL, refreshBefore: opts.RefreshBefore, now: opts.Now}
+	if c.ttl <= 0 {
+		c.ttl = 24 * time.Hour
+	}
+	if c.refreshBefore <= 0 {
+		c.refreshBefore = c.ttl / 3
+	}
+	if c.refreshBefore >= c.ttl {
+		panic(fmt.Sprintf("desired: RefreshBefore %s must be less than TTL %s", c.refreshBefore, c.ttl))
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	c.workers = opts.Workers
+	if c.workers <= 0 {
+		c.workers = runtime.GOMAXPROCS(0)
+	}
+	return c
+}
+
+// ErrNoMembership is wrapped when the snapshot's groups cannot be resolved
+// (an include cycle or unknown group that the store should have refused).
+var ErrNoMembership = errors.New("cannot resolve group membership")
+
+// Compile builds the document of every active device in snap (pending
+// devices get none) and returns the records that changed, in the order of
+// snap.Devices (by id, as the store lists them):
+//
+//   - content differs from snap.Desired (or there is no record): revision+1
+//     (1 for a device that never had one), new times, signed;
+//   - content unchanged but the stored document expires within
+//     RefreshBefore: a refresh, with the same revision and content and new
+//     times, signed again;
+//   - otherwise nothing.
+//
+// The returned records are meant for store.PutDesired, then publishing.
+func (c *Compiler) Compile(snap *store.Snapshot) ([]store.DesiredRecord, error) {
+	m, err := snap.Membership()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNoMembership, err)
+	}
+	now := c.now().UTC().Round(0)
+	type job struct {
+		doc    *protocol.DesiredState
+		digest string
+	}
+	var jobs []job
+	for i := range snap.Devices {
+		dev := &snap.Devices[i]
+		if dev.State != store.DeviceActive {
+			continue
+		}
+		doc := c.build(snap, m, dev)
+		digest := doc.ContentDigest()
+		old, had := snap.Desired[dev.ID]
+		switch {
+		case !had || old.Digest != digest:
+			doc.Revision = old.Revision + 1
+		case old.ExpiresAt.Sub(now) < c.refreshBefore:
+			doc.Revision = old.Revision
+			if !now.After(old.IssuedAt) {
+				// Agents take a refresh only with a later issue time; with a
+				// clock that went back, keep the old document.
+				continue
+			}
+		default:
+			continue
+		}
+		doc.IssuedAt, doc.ExpiresAt = now, now.Add(c.ttl)
+		jobs = append(jobs, job{doc, digest})
+	}
+
+	// Signing is most of the cost: spread it over the workers, each taking
+	// a contiguous chunk, so the output keeps the device order.
+	out := make([]store.DesiredRecord, len(jobs))
+	errs := make([]error, len(jobs))
+	sign := func(lo, hi int) {
+		for k := lo; k < hi; k++ {
+			doc := jobs[k].doc
+			env, err := protocol.SignDesired(doc, c.key)
+			if err == nil && len(env) > protocol.MaxEnvelopeBytes {
+				err = fmt.Errorf("it is %d bytes, over the %d-byte limit agents accept; assign fewer apps or publishers to it", len(env), protocol.MaxEnvelopeBytes)
+			}
+			if err != nil {
+				errs[k] = fmt.Errorf("sign desired state of %s: %w", doc.DeviceID, err)
+				continue
+			}
+			out[k] = store.DesiredRecord{
+				DeviceID:  doc.DeviceID,
+				Revision:  doc.Revision,
+				Digest:    jobs[k].digest,
+				IssuedAt:  doc.IssuedAt,
+				ExpiresAt: doc.ExpiresAt,
+				Envelope:  env,
+			}
+		}
+	}
+	workers := min(c.workers, len(jobs)/minPerWorker)
+	if workers <= 1 {
+		sign(0, len(jobs))
+	} else {
+		var wg sync.WaitGroup
+		chunk := (len(jobs) + workers - 1) / workers
+		for lo := 0; lo < len(jobs); lo += chunk {
+			wg.Go(func() { sign(lo, min(lo+chunk, len(jobs))) })
+		}
+		wg.Wait()
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// minPerWorker is the fewest documents worth a signing goroutine.
+const minPerWorker = 64
+
+// build assembles the content of one device's document (no revision, no
+// times).
+func (c *Compiler) build(snap *store.Snapshot, m *fleet.Membership, dev *store.Device) *protocol.DesiredState {
+	groups := m.GroupsOf(dev.ID)
+	if groups == nil {
+		groups = []string{}
+	}
+	doc := &protocol.DesiredState{
+		Schema:   protocol.Schema,
+		DeviceID: dev.ID,
+		Groups:   groups,
+		Banner:   snap.Settings[SettingBanner],
+		Sideload: protocol.SideloadPolicy{Allowed: snap.Settings[SettingSideload] == "allow"},
+	}
+	if len(dev.Labels) > 0 {
+		doc.Labels = dev.Labels
+	}
+	// Still to come, each computed from the snapshot for this device:
+	//   doc.Access        the grants that concern the device (through its
+	//                     groups, the device itself, and its apps);
+	//   doc.TokenKeys     operator-token verification keys;
+	//   doc.RevokedTokens revoked operator-token ids;
+	//   doc.Publishers    trusted publisher keys;
+	//   doc.Apps          app versions assigned to its groups, with manifests;
+	//   doc.Sideload      per-group overrides of the global policy;
+	//   doc.NextControllerKey during a key rotation.
+	return doc
+}
+
+// NextRefresh returns when Compile will next have a refresh to do for snap:
+// the earliest ExpiresAt-RefreshBefore over the active devices' records. It
+// returns the current time when an active device has no record yet, and the
+// zero time when there is no active device. Content changes are not
+// predicted: the server compiles after every change anyway.
+func (c *Compiler) NextRefresh(snap *store.Snapshot) time.Time {
+	var next time.Time
+	for i := range snap.Devices {
+		dev := &snap.Devices[i]
+		if dev.State != store.DeviceActive {
+			continue
+		}
+		rec, ok := snap.Desired[dev.ID]
+		if !ok {
+			return c.now().UTC().Round(0)
+		}
+		due := rec.ExpiresAt.Add(-c.refreshBefore)
+		if next.IsZero() || due.Before(next) {
+			next = due
+		}
+	}
+	return next
+}
+
+// TTL returns the validity of the documents the compiler signs.
+func (c *Compiler) TTL() time.Duration { return c.ttl }
+
+// KeyID returns the id of the signing key, as it appears in envelopes.
+func (c *Compiler) KeyID() string {
+	return protocol.KeyID(c.key.Public().(ed25519.PublicKey))
+}

@@ -1,0 +1,60 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/edgewarden/edgewarden/controller/store"
+	"github.com/edgewarden/edgewarden/protocol"
+)
+
+// ingest stores one message a device published. The broker calls it before
+// it acknowledges the message, so a PUBACK to the device means committed
+// here; a storage error is returned, so the message is not acknowledged and
+// the agent sends it again. A malformed message can never become valid: it
+// is logged, recorded in the audit log as a security event and dropped
+// (acknowledged), so it cannot wedge the device's outbox.
+func (s *Server) ingest(ctx context.Context, deviceID, kind string, payload []byte) error {
+	now := time.Now().UTC()
+	switch kind {
+	case protocol.KindStatus:
+		if len(payload) == 0 {
+			return nil // a cleared retained status
+		}
+		r, err := protocol.DecodeStatus(payload, deviceID)
+		if err != nil {
+			return s.refuse(deviceID, kind, err)
+		}
+		return s.db.RecordStatus(ctx, []store.StatusUpdate{{DeviceID: deviceID, Report: *r, At: now}})
+	case protocol.KindEvents:
+		b, err := protocol.DecodeEvents(payload, deviceID)
+		if err != nil {
+			return s.refuse(deviceID, kind, err)
+		}
+		n, err := s.db.RecordEvents(ctx, deviceID, b.Events)
+		if err == nil && n > 0 {
+			s.log.Info("device events", "device", deviceID, "new", n)
+		}
+		return err
+	case protocol.KindPresence:
+		if len(payload) == 0 {
+			return nil
+		}
+		p, err := protocol.DecodePresence(payload, deviceID)
+		if err != nil {
+			return s.refuse(deviceID, kind, err)
+		}
+		return s.db.RecordPresence(ctx, deviceID, p.State == protocol.Online, now)
+	}
+	return fmt.Errorf("device %s published on unknown kind %q", deviceID, kind)
+}
+
+func (s *Server) refuse(deviceID, kind string, err error) error {
+	s.log.Warn("dropped malformed device message", "device", deviceID, "kind", kind, "reason", protocol.Reason(err), "err", err)
+	_, aerr := s.db.AppendAudit(context.Background(), store.AuditEntry{
+		At: time.Now().UTC(), Actor: "device:" + deviceID, Action: "device.message-refused",
+		Target: deviceID, Detail: fmt.Sprintf("%s message dropped: %v", kind, err), Kind: store.AuditSecurity,
+	})
+	return aerr
+}

@@ -1,0 +1,404 @@
+// Package server wires the controller together: the SQLite store, the PKI,
+// the REST API, the embedded MQTT broker, the desired-state compiler and the
+// ingest path for what devices report.
+//
+// Data flow: an API change calls Changed → the reconcile loop takes a store
+// snapshot, compiles every device's document (controller/desired), stores
+// the records that changed and only then publishes them, retained, on each
+// device's desired topic. Devices publish status, events and presence; the
+// broker hands each message to ingest, which stores it before the broker
+// acknowledges it to the device.
+//
+// What is kept where: everything acknowledged lives in DIR/controller.db
+// (committed before the reply or PUBACK). The embedded broker keeps retained
+// messages in memory only; at start-up the server republishes every stored
+// document, so a restart loses nothing.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/edgewarden/edgewarden/controller/api"
+	"github.com/edgewarden/edgewarden/controller/auth"
+	"github.com/edgewarden/edgewarden/controller/broker"
+	"github.com/edgewarden/edgewarden/controller/desired"
+	"github.com/edgewarden/edgewarden/controller/pki"
+	"github.com/edgewarden/edgewarden/controller/store"
+	"github.com/edgewarden/edgewarden/protocol"
+)
+
+// Files in the data directory besides those pki owns.
+const (
+	DBFile         = "controller.db"
+	SessionKeyFile = "session.key"
+)
+
+// Defaults for Options.
+const (
+	DefaultHTTPAddr    = "127.0.0.1:8443"
+	DefaultMQTTAddr    = "127.0.0.1:8883"
+	DefaultDocumentTTL = 24 * time.Hour
+)
+
+// Options configure Run.
+type Options struct {
+	// DataDir is the directory made by Init. Required.
+	DataDir string
+	// HTTPAddr is where the REST API listens (HTTPS). Empty: DefaultHTTPAddr.
+	HTTPAddr string
+	// MQTTAddr is where the embedded broker listens (MQTT over mutual TLS).
+	// Empty: DefaultMQTTAddr.
+	MQTTAddr string
+	// AdvertiseHTTP and AdvertiseMQTT are the URLs enrolling agents are
+	// told to use. Empty: derived from the bound listen addresses.
+	AdvertiseHTTP, AdvertiseMQTT string
+	// DocumentTTL is how long a signed document is valid; documents are
+	// re-signed before they expire. Zero: DefaultDocumentTTL.
+	DocumentTTL time.Duration
+	// Logger receives the controller's logs. Nil: slog.Default().
+	Logger *slog.Logger
+	// Ready, if set, is called once both listeners accept connections.
+	Ready func(httpAddr, mqttAddr net.Addr)
+}
+
+// InitOptions configure Init.
+type InitOptions struct {
+	DataDir string
+	// Admin is the first user's name; empty means "admin".
+	Admin string
+	// Password is the first user's password. Required (the CLI generates
+	// one when none is given).
+	Password string
+	// Hosts are the names and addresses in the TLS server certificate;
+	// empty means pki.DefaultHosts.
+	Hosts []string
+}
+
+// Init creates a controller data directory: database, CA, TLS and signing
+// keys, session key and the first admin. It refuses a directory that exists
+// and is not empty.
+func Init(ctx context.Context, opts InitOptions) error {
+	dir := opts.DataDir
+	if dir == "" {
+		return errors.New("init: no data directory given; pass --data DIR")
+	}
+	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+		return fmt.Errorf("init: %s already holds a controller (or other files); refusing to overwrite it — choose a new directory", dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("init: create %s: %w", dir, err)
+	}
+	if _, err := pki.Init(dir, pki.InitOptions{Hosts: opts.Hosts}); err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	if _, err := auth.LoadOrCreateKey(filepath.Join(dir, SessionKeyFile)); err != nil {
+		return fmt.Errorf("init: session key: %w", err)
+	}
+	db, err := store.Open(ctx, filepath.Join(dir, DBFile))
+	if err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	defer db.Close()
+	name := opts.Admin
+	if name == "" {
+		name = "admin"
+	}
+	hash, err := auth.HashPassword(opts.Password)
+	if err != nil {
+		return fmt.Errorf("init: admin password: %w", err)
+	}
+	if _, err := db.CreateUser(ctx, store.User{Name: name, PasswordHash: hash, State: store.UserActive, CreatedAt: time.Now().UTC()}); err != nil {
+		return fmt.Errorf("init: create admin %q: %w", name, err)
+	}
+	_, err = db.AppendAudit(ctx, store.AuditEntry{At: time.Now().UTC(), Actor: "system", Action: "controller.init", Target: name, Detail: "controller initialised; first admin created", Kind: store.AuditChange})
+	return err
+}
+
+// Server is a running controller.
+type Server struct {
+	opts      Options
+	log       *slog.Logger
+	db        *store.DB
+	authority *pki.Authority
+	compiler  *desired.Compiler
+	broker    *broker.Broker
+
+	changed chan struct{} // capacity 1: a pending "recompile" request
+
+	mu        sync.Mutex
+	published map[string]bool // devices whose desired topic holds a document
+}
+
+// Run starts the controller and serves until ctx is done.
+func Run(ctx context.Context, opts Options) error {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.HTTPAddr == "" {
+		opts.HTTPAddr = DefaultHTTPAddr
+	}
+	if opts.MQTTAddr == "" {
+		opts.MQTTAddr = DefaultMQTTAddr
+	}
+	if opts.DocumentTTL == 0 {
+		opts.DocumentTTL = DefaultDocumentTTL
+	}
+	s := &Server{opts: opts, log: opts.Logger, changed: make(chan struct{}, 1), published: map[string]bool{}}
+
+	var err error
+	if s.authority, err = pki.Load(opts.DataDir); err != nil {
+		return err
+	}
+	sessionKey, err := auth.LoadOrCreateKey(filepath.Join(opts.DataDir, SessionKeyFile))
+	if err != nil {
+		return fmt.Errorf("session key: %w", err)
+	}
+	sessions, err := auth.NewSessions(auth.SessionOptions{Key: sessionKey})
+	if err != nil {
+		return err
+	}
+	dbPath := filepath.Join(opts.DataDir, DBFile)
+	if _, err := os.Stat(dbPath); err != nil {
+		return fmt.Errorf("open %s: %w; run edgewarden-controller init --data %s first", dbPath, err, opts.DataDir)
+	}
+	if s.db, err = store.Open(ctx, dbPath); err != nil {
+		return err
+	}
+	defer s.db.Close()
+	s.compiler = desired.New(desired.Options{Key: s.authority.SigningKey(), TTL: opts.DocumentTTL})
+
+	// Listeners first, so the advertised URLs carry the bound ports.
+	httpLn, err := net.Listen("tcp", opts.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen for the REST API on %s: %w (is another controller running? use --http to pick another address)", opts.HTTPAddr, err)
+	}
+	defer httpLn.Close()
+
+	s.broker, err = broker.New(broker.Options{
+		Addr:        opts.MQTTAddr,
+		TLS:         s.authority.MQTTServerConfig(),
+		AllowDevice: s.allowDevice,
+		Ingest:      s.ingest,
+		Logger:      s.log.With("component", "broker"),
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.broker.Start(); err != nil {
+		return fmt.Errorf("start the MQTT broker on %s: %w (use --mqtt to pick another address)", opts.MQTTAddr, err)
+	}
+	defer s.broker.Close()
+
+	advHTTP := opts.AdvertiseHTTP
+	if advHTTP == "" {
+		advHTTP = "https://" + httpLn.Addr().String()
+	}
+	advMQTT := opts.AdvertiseMQTT
+	if advMQTT == "" {
+		advMQTT = "tls://" + s.broker.Addr().String()
+	}
+
+	a := api.New(api.Options{
+		Store:      apiStore{s.db},
+		PKI:        s.authority,
+		Membership: membership{s.db},
+		Sessions:   sessions,
+		Changed:    s.Changed,
+		MQTTURL:    advMQTT,
+		HTTPURL:    advHTTP,
+		Logger:     s.log.With("component", "api"),
+	})
+	srv := &http.Server{
+		Handler:           a.Handler(),
+		TLSConfig:         s.httpsConfig(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+
+	// Republish every stored document: the embedded broker keeps retained
+	// messages in memory, and the last run may have stored a document it
+	// never got to publish.
+	if err := s.republish(ctx); err != nil {
+		return err
+	}
+	if err := s.reconcile(ctx); err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Go(func() { s.reconcileLoop(ctx) })
+	wg.Go(func() {
+		if err := srv.ServeTLS(httpLn, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("REST API: %w", err)
+		}
+	})
+
+	s.log.Info("ready", "http", httpLn.Addr().String(), "mqtt", s.broker.Addr().String(), "data", opts.DataDir)
+	if opts.Ready != nil {
+		opts.Ready(httpLn.Addr(), s.broker.Addr())
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	cancel()
+	shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
+	defer done()
+	_ = srv.Shutdown(shutdownCtx)
+	wg.Wait()
+	s.log.Info("stopped")
+	return runErr
+}
+
+// httpsConfig presents the CA after the server certificate, so an enrolling
+// agent can find the certificate it pinned by fingerprint in the chain.
+func (s *Server) httpsConfig() *tls.Config {
+	cfg := s.authority.HTTPSConfig()
+	for i := range cfg.Certificates {
+		c := cfg.Certificates[i]
+		c.Certificate = append(append([][]byte(nil), c.Certificate...), s.authority.CACert().Raw)
+		cfg.Certificates[i] = c
+	}
+	return cfg
+}
+
+// Changed asks for a recompile; it never blocks, and requests made while one
+// is pending are folded into it.
+func (s *Server) Changed() {
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Server) reconcileLoop(ctx context.Context) {
+	timer := time.NewTimer(time.Minute)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.changed:
+		case <-timer.C:
+		}
+		next, err := s.reconcileNext(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("reconcile desired state; retrying", "err", err)
+			next = 5 * time.Second
+		}
+		timer.Reset(next)
+	}
+}
+
+func (s *Server) reconcile(ctx context.Context) error {
+	_, err := s.reconcileNext(ctx)
+	return err
+}
+
+// reconcileNext compiles every device's document, stores what changed, then
+// publishes it. It returns how long until the next refresh is due.
+func (s *Server) reconcileNext(ctx context.Context) (time.Duration, error) {
+	snap, err := s.db.Snapshot(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("snapshot: %w", err)
+	}
+	recs, err := s.compiler.Compile(snap)
+	if err != nil {
+		return 0, fmt.Errorf("compile: %w", err)
+	}
+	// Store before publishing: a document is never on the wire without
+	// its revision being recorded, so revisions only grow across crashes.
+	if err := s.db.PutDesired(ctx, recs); err != nil {
+		return 0, fmt.Errorf("store %d documents: %w", len(recs), err)
+	}
+	for _, r := range recs {
+		if err := s.publish(ctx, r.DeviceID, r.Envelope); err != nil {
+			return 0, err
+		}
+	}
+	if len(recs) > 0 {
+		s.log.Info("published desired state", "documents", len(recs))
+	}
+	// Clear the retained document of devices that are gone or pending.
+	active := map[string]bool{}
+	for _, d := range snap.Devices {
+		if d.State == store.DeviceActive {
+			active[d.ID] = true
+		}
+	}
+	s.mu.Lock()
+	var stale []string
+	for id := range s.published {
+		if !active[id] {
+			stale = append(stale, id)
+		}
+	}
+	s.mu.Unlock()
+	for _, id := range stale {
+		if err := s.broker.Publish(ctx, protocol.DesiredTopic(id), nil, true); err != nil {
+			return 0, fmt.Errorf("clear desired state of %s: %w", id, err)
+		}
+		s.broker.DisconnectDevice(id)
+		s.mu.Lock()
+		delete(s.published, id)
+		s.mu.Unlock()
+	}
+	next := time.Until(s.compiler.NextRefresh(snap))
+	return max(next, time.Second), nil
+}
+
+func (s *Server) publish(ctx context.Context, deviceID string, env []byte) error {
+	if err := s.broker.Publish(ctx, protocol.DesiredTopic(deviceID), env, true); err != nil {
+		return fmt.Errorf("publish desired state of %s: %w", deviceID, err)
+	}
+	s.mu.Lock()
+	s.published[deviceID] = true
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Server) republish(ctx context.Context) error {
+	recs, err := s.db.ListDesired(ctx)
+	if err != nil {
+		return fmt.Errorf("list stored documents: %w", err)
+	}
+	devices, err := s.db.ListDevices(ctx)
+	if err != nil {
+		return err
+	}
+	active := map[string]bool{}
+	for _, d := range devices {
+		active[d.ID] = d.State == store.DeviceActive
+	}
+	for _, r := range recs {
+		if !active[r.DeviceID] || len(r.Envelope) == 0 {
+			continue
+		}
+		if err := s.publish(ctx, r.DeviceID, r.Envelope); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// allowDevice lets a device connect to the broker only while it is enrolled:
+// a deleted device's certificate stops working at once.
+func (s *Server) allowDevice(id string) bool {
+	_, err := s.db.GetDevice(context.Background(), id)
+	return err == nil
+}

@@ -1,0 +1,374 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/edgewarden/edgewarden/controller/fleet"
+)
+
+func groupExists(ctx context.Context, q queryer, name string) error {
+	var one int
+	err := q.QueryRowContext(ctx, `SELECT 1 FROM device_groups WHERE name = ?`, name).Scan(&one)
+	if isNoRows(err) {
+		return fmt.Errorf("%w: device group %s does not exist; list groups with `edgewarden groups ls`", ErrNotFound, name)
+	}
+	if err != nil {
+		return fmt.Errorf("read device group %s: %w", name, err)
+	}
+	return nil
+}
+
+// CreateGroup creates a device group with an optional label selector (see
+// fleet.ParseSelector); the selector is stored in canonical form.
+func (db *DB) CreateGroup(ctx context.Context, name, selector string) (Group, error) {
+	if err := fleet.ValidateGroupName(name); err != nil {
+		return Group{}, fmt.Errorf("%w: create group: %w", ErrInvalid, err)
+	}
+	sel, err := fleet.ParseSelector(selector)
+	if err != nil {
+		return Group{}, fmt.Errorf("%w: create group %s: %w", ErrInvalid, name, err)
+	}
+	var g Group
+	err = db.update(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO device_groups (name, selector, created_at) VALUES (?, ?, ?)`,
+			name, sel.String(), unixNano(db.now()))
+		if isConstraint(err) {
+			return fmt.Errorf("%w: device group %s already exists; choose another name or delete it first", ErrConflict, name)
+		}
+		if err != nil {
+			return fmt.Errorf("create group %s: %w", name, err)
+		}
+		g, err = getGroup(ctx, tx, name)
+		return err
+	})
+	return g, err
+}
+
+// SetGroupSelector replaces a group's label selector ("" removes it).
+func (db *DB) SetGroupSelector(ctx context.Context, name, selector string) (Group, error) {
+	sel, err := fleet.ParseSelector(selector)
+	if err != nil {
+		return Group{}, fmt.Errorf("%w: set selector of group %s: %w", ErrInvalid, name, err)
+	}
+	var g Group
+	err = db.update(ctx, func(tx *sql.Tx) error {
+		if err := groupExists(ctx, tx, name); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE device_groups SET selector = ? WHERE name = ?`, sel.String(), name); err != nil {
+			return fmt.Errorf("set selector of group %s: %w", name, err)
+		}
+		g, err = getGroup(ctx, tx, name)
+		return err
+	})
+	return g, err
+}
+
+func getGroup(ctx context.Context, q queryer, name string) (Group, error) {
+	var (
+		g       Group
+		created int64
+	)
+	err := q.QueryRowContext(ctx, `SELECT name, selector, created_at FROM device_groups WHERE name = ?`, name).Scan(&g.Name, &g.Selector, &created)
+	if isNoRows(err) {
+		return Group{}, fmt.Errorf("%w: device group %s does not exist; list groups with `edgewarden groups ls`", ErrNotFound, name)
+	}
+	if err != nil {
+		return Group{}, fmt.Errorf("read device group %s: %w", name, err)
+	}
+	g.CreatedAt = fromUnixNano(created)
+	if g.Devices, err = strings1(ctx, q, `SELECT device_id FROM group_devices WHERE group_name = ? ORDER BY device_id`, name); err != nil {
+		return Group{}, fmt.Errorf("read members of device group %s: %w", name, err)
+	}
+	if g.Includes, err = strings1(ctx, q, `SELECT child FROM group_includes WHERE parent = ? ORDER BY child`, name); err != nil {
+		return Group{}, fmt.Errorf("read includes of device group %s: %w", name, err)
+	}
+	return g, nil
+}
+
+// strings1 returns the single string column of a query's rows, never nil.
+func strings1(ctx context.Context, q queryer, query string, args ...any) ([]string, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// GetGroup returns one device group with its direct members and includes.
+func (db *DB) GetGroup(ctx context.Context, name string) (Group, error) {
+	var g Group
+	err := db.view(ctx, func(tx *sql.Tx) error {
+		var err error
+		g, err = getGroup(ctx, tx, name)
+		return err
+	})
+	return g, err
+}
+
+// ListGroups returns every device group, sorted by name.
+func (db *DB) ListGroups(ctx context.Context) ([]Group, error) {
+	var out []Group
+	err := db.view(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = listGroups(ctx, tx)
+		return err
+	})
+	return out, err
+}
+
+// listGroups reads all groups with three queries, whatever their number.
+func listGroups(ctx context.Context, q queryer) ([]Group, error) {
+	rows, err := q.QueryContext(ctx, `SELECT name, selector, created_at FROM device_groups ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list device groups: %w", err)
+	}
+	var out []Group
+	idx := map[string]int{}
+	for rows.Next() {
+		var (
+			g       Group
+			created int64
+		)
+		if err := rows.Scan(&g.Name, &g.Selector, &created); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("list device groups: %w", err)
+		}
+		g.CreatedAt = fromUnixNano(created)
+		g.Devices, g.Includes = []string{}, []string{}
+		idx[g.Name] = len(out)
+		out = append(out, g)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list device groups: %w", err)
+	}
+	pairs := func(query string, add func(g *Group, v string)) error {
+		rows, err := q.QueryContext(ctx, query)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k, v string
+			if err := rows.Scan(&k, &v); err != nil {
+				return err
+			}
+			if i, ok := idx[k]; ok {
+				add(&out[i], v)
+			}
+		}
+		return rows.Err()
+	}
+	if err := pairs(`SELECT group_name, device_id FROM group_devices ORDER BY group_name, device_id`,
+		func(g *Group, v string) { g.Devices = append(g.Devices, v) }); err != nil {
+		return nil, fmt.Errorf("list device group members: %w", err)
+	}
+	if err := pairs(`SELECT parent, child FROM group_includes ORDER BY parent, child`,
+		func(g *Group, v string) { g.Includes = append(g.Includes, v) }); err != nil {
+		return nil, fmt.Errorf("list device group includes: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteGroup deletes a device group. Its direct memberships go with it, and
+// so do the include edges on both sides: a group that included it stops
+// receiving its members (the change reaches devices with the next document).
+// Enrollment tokens that assign the group keep naming it and fail clearly
+// when used (see Enroll).
+func (db *DB) DeleteGroup(ctx context.Context, name string) error {
+	return db.update(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM device_groups WHERE name = ?`, name)
+		if err != nil {
+			return fmt.Errorf("delete device group %s: %w", name, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("%w: device group %s does not exist; list groups with `edgewarden groups ls`", ErrNotFound, name)
+		}
+		return nil
+	})
+}
+
+// AddGroupDevices makes devices direct members of a group, all or nothing:
+// an unknown device changes nothing and is named in the ErrNotFound error.
+// Devices that are already direct members are left as they are.
+func (db *DB) AddGroupDevices(ctx context.Context, group string, ids []string) (Group, error) {
+	var g Group
+	err := db.update(ctx, func(tx *sql.Tx) error {
+		if err := groupExists(ctx, tx, group); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			var one int
+			err := tx.QueryRowContext(ctx, `SELECT 1 FROM devices WHERE id = ?`, id).Scan(&one)
+			if isNoRows(err) {
+				return fmt.Errorf("%w: device %s does not exist, so nothing was added to group %s; check the id with `edgewarden devices ls`", ErrNotFound, id, group)
+			}
+			if err != nil {
+				return fmt.Errorf("add devices to group %s: %w", group, err)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO group_devices (group_name, device_id) VALUES (?, ?)`, group, id); err != nil {
+				return fmt.Errorf("add device %s to group %s: %w", id, group, err)
+			}
+		}
+		var err error
+		g, err = getGroup(ctx, tx, group)
+		return err
+	})
+	return g, err
+}
+
+// RemoveGroupDevices removes direct members from a group, all or nothing: a
+// device that is not a direct member changes nothing and is named in the
+// ErrNotFound error. (Members by selector or through an included group are
+// not direct members; change the device's labels or the includes instead.)
+func (db *DB) RemoveGroupDevices(ctx context.Context, group string, ids []string) (Group, error) {
+	var g Group
+	err := db.update(ctx, func(tx *sql.Tx) error {
+		if err := groupExists(ctx, tx, group); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			res, err := tx.ExecContext(ctx, `DELETE FROM group_devices WHERE group_name = ? AND device_id = ?`, group, id)
+			if err != nil {
+				return fmt.Errorf("remove device %s from group %s: %w", id, group, err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return fmt.Errorf("%w: device %s is not a direct member of group %s, so nothing was removed; members by selector or through an included group are changed with labels or `groups exclude`", ErrNotFound, id, group)
+			}
+		}
+		var err error
+		g, err = getGroup(ctx, tx, group)
+		return err
+	})
+	return g, err
+}
+
+// IncludeGroup makes parent include child: every member of child becomes a
+// member of parent. A group including itself, or an include that would
+// close a cycle, is refused with ErrConflict naming the cycle. Including a
+// group that is already included is not an error.
+func (db *DB) IncludeGroup(ctx context.Context, parent, child string) (Group, error) {
+	var g Group
+	err := db.update(ctx, func(tx *sql.Tx) error {
+		if err := groupExists(ctx, tx, parent); err != nil {
+			return err
+		}
+		if err := groupExists(ctx, tx, child); err != nil {
+			return err
+		}
+		edges, err := includeEdges(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if err := fleet.CheckInclude(edges, parent, child); err != nil {
+			return fmt.Errorf("%w: %w", ErrConflict, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO group_includes (parent, child) VALUES (?, ?)`, parent, child); err != nil {
+			return fmt.Errorf("group %s include %s: %w", parent, child, err)
+		}
+		g, err = getGroup(ctx, tx, parent)
+		return err
+	})
+	return g, err
+}
+
+func includeEdges(ctx context.Context, q queryer) ([]fleet.Group, error) {
+	rows, err := q.QueryContext(ctx, `SELECT parent, child FROM group_includes ORDER BY parent, child`)
+	if err != nil {
+		return nil, fmt.Errorf("read group includes: %w", err)
+	}
+	defer rows.Close()
+	var out []fleet.Group
+	for rows.Next() {
+		var p, c string
+		if err := rows.Scan(&p, &c); err != nil {
+			return nil, fmt.Errorf("read group includes: %w", err)
+		}
+		if n := len(out); n > 0 && out[n-1].Name == p {
+			out[n-1].Includes = append(out[n-1].Includes, c)
+		} else {
+			out = append(out, fleet.Group{Name: p, Includes: []string{c}})
+		}
+	}
+	return out, rows.Err()
+}
+
+// ExcludeGroup removes the include of child from parent.
+func (db *DB) ExcludeGroup(ctx context.Context, parent, child string) (Group, error) {
+	var g Group
+	err := db.update(ctx, func(tx *sql.Tx) error {
+		if err := groupExists(ctx, tx, parent); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM group_includes WHERE parent = ? AND child = ?`, parent, child)
+		if err != nil {
+			return fmt.Errorf("group %s exclude %s: %w", parent, child, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("%w: group %s does not include %s; nothing to exclude", ErrNotFound, parent, child)
+		}
+		g, err = getGroup(ctx, tx, parent)
+		return err
+	})
+	return g, err
+}
+
+// FleetGroups converts stored groups to the form fleet.Resolve takes.
+func FleetGroups(groups []Group) []fleet.Group {
+	out := make([]fleet.Group, len(groups))
+	for i, g := range groups {
+		out[i] = fleet.Group{Name: g.Name, Selector: g.Selector, Devices: g.Devices, Includes: g.Includes}
+	}
+	return out
+}
+
+// FleetDevices converts stored devices to the form fleet.Resolve takes.
+func FleetDevices(devices []Device) []fleet.Device {
+	out := make([]fleet.Device, len(devices))
+	for i, d := range devices {
+		out[i] = fleet.Device{ID: d.ID, Labels: d.Labels}
+	}
+	return out
+}
+
+// Membership resolves the current membership of every group and device (see
+// fleet.Resolve) from one consistent read.
+func (db *DB) Membership(ctx context.Context) (*fleet.Membership, error) {
+	var (
+		devices []Device
+		groups  []Group
+	)
+	err := db.view(ctx, func(tx *sql.Tx) error {
+		var err error
+		if devices, err = listDevices(ctx, tx); err != nil {
+			return err
+		}
+		groups, err = listGroups(ctx, tx)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return (&Snapshot{Devices: devices, Groups: groups}).Membership()
+}
+
+// Membership resolves the snapshot's group membership (see fleet.Resolve).
+func (s *Snapshot) Membership() (*fleet.Membership, error) {
+	m, err := fleet.Resolve(FleetDevices(s.Devices), FleetGroups(s.Groups))
+	if err != nil {
+		return nil, fmt.Errorf("resolve group membership: %w", err)
+	}
+	return m, nil
+}

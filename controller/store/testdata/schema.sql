@@ -1,0 +1,109 @@
+CREATE TABLE audit (
+	id     INTEGER PRIMARY KEY AUTOINCREMENT,
+	at     INTEGER NOT NULL,
+	actor  TEXT NOT NULL,
+	action TEXT NOT NULL,
+	target TEXT NOT NULL DEFAULT '',
+	detail TEXT NOT NULL DEFAULT '',
+	source TEXT NOT NULL DEFAULT '',
+	kind   TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE desired (
+	device_id  TEXT PRIMARY KEY,
+	revision   INTEGER NOT NULL CHECK (revision > 0),
+	digest     TEXT NOT NULL,
+	issued_at  INTEGER NOT NULL,
+	expires_at INTEGER NOT NULL,
+	envelope   BLOB NOT NULL
+) STRICT;
+
+CREATE TABLE device_groups (
+	name       TEXT PRIMARY KEY,
+	selector   TEXT NOT NULL DEFAULT '',
+	created_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE devices (
+	id                TEXT PRIMARY KEY,
+	state             TEXT NOT NULL CHECK (state IN ('pending', 'active')),
+	labels            TEXT NOT NULL DEFAULT '{}',
+	enrolled_at       INTEGER NOT NULL,
+	cert_serial       TEXT NOT NULL DEFAULT '',
+	-- Reported by the device.
+	online            INTEGER NOT NULL DEFAULT 0,
+	presence_at       INTEGER NOT NULL DEFAULT 0,
+	last_seen         INTEGER NOT NULL DEFAULT 0,
+	status_seq        INTEGER NOT NULL DEFAULT 0,
+	applied_revision  INTEGER NOT NULL DEFAULT 0,
+	policy_expires_at INTEGER NOT NULL DEFAULT 0,
+	last_rejected     TEXT NOT NULL DEFAULT '',
+	apps              TEXT NOT NULL DEFAULT '',
+	agent_version     TEXT NOT NULL DEFAULT ''
+) STRICT;
+
+CREATE TABLE enroll_tokens (
+	id         TEXT PRIMARY KEY,
+	hash       TEXT NOT NULL UNIQUE,
+	groups     TEXT NOT NULL DEFAULT '[]',
+	labels     TEXT NOT NULL DEFAULT '{}',
+	max_uses   INTEGER NOT NULL CHECK (max_uses > 0),
+	used       INTEGER NOT NULL DEFAULT 0 CHECK (used >= 0 AND used <= max_uses),
+	expires_at INTEGER NOT NULL,
+	approval   INTEGER NOT NULL DEFAULT 0,
+	revoked    INTEGER NOT NULL DEFAULT 0,
+	created_at INTEGER NOT NULL,
+	created_by TEXT NOT NULL DEFAULT ''
+) STRICT;
+
+CREATE TABLE events (
+	seq         INTEGER PRIMARY KEY,
+	device_id   TEXT NOT NULL,
+	event_id    TEXT NOT NULL,
+	at          INTEGER NOT NULL,
+	received_at INTEGER NOT NULL,
+	kind        TEXT NOT NULL,
+	severity    TEXT NOT NULL,
+	message     TEXT NOT NULL,
+	details     TEXT NOT NULL DEFAULT '',
+	UNIQUE (device_id, event_id)
+) STRICT;
+
+CREATE TABLE group_devices (
+	group_name TEXT NOT NULL REFERENCES device_groups (name) ON DELETE CASCADE,
+	device_id  TEXT NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+	PRIMARY KEY (group_name, device_id)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE group_includes (
+	parent TEXT NOT NULL REFERENCES device_groups (name) ON DELETE CASCADE,
+	child  TEXT NOT NULL REFERENCES device_groups (name) ON DELETE CASCADE,
+	PRIMARY KEY (parent, child),
+	CHECK (parent <> child)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE schema_migrations (
+	version    INTEGER PRIMARY KEY,
+	applied_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE settings (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE users (
+	name          TEXT PRIMARY KEY,
+	password_hash TEXT NOT NULL DEFAULT '',
+	state         TEXT NOT NULL CHECK (state IN ('active', 'invited', 'disabled')),
+	created_at    INTEGER NOT NULL
+) STRICT;
+
+CREATE INDEX audit_at ON audit (at);
+
+CREATE INDEX events_at ON events (at);
+
+CREATE INDEX group_devices_device ON group_devices (device_id);
+
+CREATE INDEX group_includes_child ON group_includes (child);
+

@@ -1,0 +1,42 @@
+package test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// deps lists every package the given package links.
+func deps(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", pkg).Output()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v", pkg, err)
+	}
+	return strings.Fields(string(out))
+}
+
+const module = "github.com/edgewarden/edgewarden/"
+
+// TestDependencyRules holds the architecture: protocol/ is the shared
+// contract and imports neither side; the agent links no controller code and
+// not cosign (DESIGN.md: verification on the device uses sigstore/sigstore
+// alone, which keeps the binary small).
+func TestDependencyRules(t *testing.T) {
+	for _, p := range deps(t, "./../protocol/...") {
+		if strings.HasPrefix(p, module+"agent") || strings.HasPrefix(p, module+"controller") {
+			t.Errorf("protocol links %s", p)
+		}
+		if strings.Contains(p, "sigstore/cosign") {
+			t.Errorf("protocol links cosign (%s)", p)
+		}
+	}
+	for _, p := range deps(t, "./../cmd/edgewarden-agent") {
+		if strings.HasPrefix(p, module+"controller") && p != module+"controller/apiv1" {
+			t.Errorf("the agent links controller code: %s", p)
+		}
+		if strings.Contains(p, "sigstore/cosign") {
+			t.Errorf("the agent links cosign: %s", p)
+		}
+	}
+}
