@@ -95,7 +95,7 @@ func TestAgentRejectsOversizedMessageUnread(t *testing.T) {
 	e.publishDesired([]byte(strings.Repeat("x", protocol.MaxEnvelopeBytes+1)))
 	waitFor(t, "status reporting too_large", func() bool {
 		s := e.lastStatus()
-		return s.LastRejected != nil && s.LastRejected.Reason == "too_large"
+		return s != nil && s.LastRejected != nil && s.LastRejected.Reason == "too_large"
 	})
 	if revision(a.Agent) != 1 {
 		t.Fatal("oversized message changed the policy")

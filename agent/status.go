@@ -19,7 +19,7 @@ type LocalStatus struct {
 	AppliedRevision uint64 `json:"applied_revision"`
 	// PolicyExpiresAt is null when no document was applied.
 	PolicyExpiresAt *time.Time `json:"policy_expires_at"`
-	PolicyExpired   bool      `json:"policy_expired"`
+	PolicyExpired   bool       `json:"policy_expired"`
 	// AppliedAt is when the revision in force was applied.
 	AppliedAt    time.Time           `json:"applied_at,omitzero"`
 	LastRejected *protocol.Rejection `json:"last_rejected,omitempty"`

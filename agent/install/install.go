@@ -244,6 +244,7 @@ func (in *Installer) artifact(ctx context.Context, m *manifest.Manifest, art man
 	if art.Unpack != "" {
 		in.report(Progress{Name: m.Name, Version: m.Version, State: protocol.AppInstalling, Artifact: art.Path})
 		if err := unpack(part, art.Unpack, build); err != nil {
+			os.Remove(part) // verified but unusable: fetching it again cannot help
 			return err
 		}
 		return os.Remove(part)

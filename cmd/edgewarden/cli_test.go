@@ -314,6 +314,6 @@ func TestEnrollTokensDevicesGroups(t *testing.T) {
 func TestDisabledUserLosesSession(t *testing.T) {
 	s := apitest.NewServer(t, nil)
 	c := login(t, s)
-	s.Store.SetUserState(apitest.AdminUser, api.UserDisabled)
+	s.Store.SetUserState(apitest.AdminUser, store.UserDisabled)
 	c.fails(1, "disabled", "devices", "ls")
 }

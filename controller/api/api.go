@@ -67,6 +67,8 @@ type API struct {
 	log  *slog.Logger
 	now  func() time.Time
 	mux  *http.ServeMux
+
+	logins loginThrottle
 }
 
 // New returns the API for opts.
@@ -164,7 +166,7 @@ func errorf(status int, format string, args ...any) error {
 
 // writeError maps err to a status code and message: the API's own errors
 // as they are, store errors to 404/409/400 with the store's message, and
-// anything else to 500 with a generic message (the detail goes to the log).
+// store.ErrForbidden to 403, anything else to 500 with a generic message (the detail goes to the log).
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := http.StatusInternalServerError, ""
 	var he *httpError
@@ -177,6 +179,8 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status, msg = http.StatusConflict, err.Error()
 	case errors.Is(err, store.ErrInvalid):
 		status, msg = http.StatusBadRequest, err.Error()
+	case errors.Is(err, store.ErrForbidden):
+		status, msg = http.StatusForbidden, err.Error()
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads the answer.
 		return

@@ -149,7 +149,7 @@ func TestLogin(t *testing.T) {
 	_, err = anon(t, s).Login(ctx, "", "")
 	wantStatus(t, err, http.StatusBadRequest, "required")
 
-	s.AddUser(t, "dora", "dora-password", api.UserDisabled)
+	s.AddUser(t, "dora", "dora-password", store.UserDisabled)
 	_, err = anon(t, s).Login(ctx, "dora", "dora-password")
 	wantStatus(t, err, http.StatusUnauthorized, "disabled")
 
@@ -241,12 +241,12 @@ func TestEndpointsNeedSession(t *testing.T) {
 	}
 
 	// A valid session stops working when its user is disabled.
-	s.AddUser(t, "eve", "eve-password", api.UserActive)
+	s.AddUser(t, "eve", "eve-password", store.UserActive)
 	c := loginAs(t, s, "eve", "eve-password")
 	if _, err := c.ListDevices(ctx); err != nil {
 		t.Fatal(err)
 	}
-	s.Store.SetUserState("eve", api.UserDisabled)
+	s.Store.SetUserState("eve", store.UserDisabled)
 	_, err := c.ListDevices(ctx)
 	wantStatus(t, err, http.StatusUnauthorized, `"eve" is disabled`)
 }
@@ -636,7 +636,7 @@ func TestGroups(t *testing.T) {
 		t.Fatalf("include: %+v %v", g, err)
 	}
 	_, err = c.IncludeGroup(ctx, "site-b", "all")
-	wantStatus(t, err, http.StatusBadRequest, "cycle")
+	wantStatus(t, err, http.StatusConflict, "cycle")
 	_, err = c.IncludeGroup(ctx, "all", "all")
 	wantStatus(t, err, http.StatusBadRequest, "itself")
 
@@ -714,5 +714,32 @@ func TestInternalErrorsAreGeneric(t *testing.T) {
 	wantStatus(t, err, http.StatusInternalServerError, "internal error")
 	if strings.Contains(err.Error(), "sqlite") {
 		t.Errorf("detail leaked: %v", err)
+	}
+}
+
+func TestLoginThrottle(t *testing.T) {
+	now := time.Now()
+	var mu sync.Mutex
+	s := apitest.NewServer(t, func(o *api.Options) {
+		o.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	})
+	c := anon(t, s)
+	for range 10 {
+		_, err := c.Login(ctx, apitest.AdminUser, "guess-guess")
+		wantStatus(t, err, http.StatusUnauthorized)
+	}
+	// Locked: even the right password is refused, without checking it.
+	_, err := c.Login(ctx, apitest.AdminUser, apitest.AdminPassword)
+	wantStatus(t, err, http.StatusTooManyRequests, "too many failed logins", "try again after")
+	// Other users are not affected.
+	s.AddUser(t, "fred", "fred-password", store.UserActive)
+	if _, err := c.Login(ctx, "fred", "fred-password"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Minute)
+	mu.Unlock()
+	if _, err := c.Login(ctx, apitest.AdminUser, apitest.AdminPassword); err != nil {
+		t.Fatalf("after the lockout: %v", err)
 	}
 }

@@ -8,44 +8,45 @@ import (
 	"github.com/edgewarden/edgewarden/protocol"
 )
 
-// Store is what the API needs from the controller's database
-// (controller/store implements it). Errors wrap store.ErrNotFound,
-// store.ErrConflict or store.ErrInvalid where those apply, with a message
-// that names the object; the API passes such messages to the client.
+// Store is what the API needs from the controller's database;
+// *store.DB implements it. Errors wrap store.ErrNotFound, ErrConflict,
+// ErrInvalid or ErrForbidden where those apply, with a message that names
+// the object and says what to do; the API passes such messages to the
+// client verbatim.
 type Store interface {
 	// Enroll checks the enrollment token with hash tokenHash (unknown,
-	// expired, revoked or used up: an error) and creates the device, in one
-	// transaction, counting one use of the token.
+	// expired, revoked or used up: ErrForbidden) and creates the device, in
+	// one transaction, counting one use of the token. On error nothing
+	// changes.
 	Enroll(ctx context.Context, tokenHash string, d store.NewDevice) (store.Device, store.EnrollToken, error)
-	CreateEnrollToken(ctx context.Context, t store.EnrollToken) error
+	CreateEnrollToken(ctx context.Context, t store.EnrollToken) (store.EnrollToken, error)
 	ListEnrollTokens(ctx context.Context) ([]store.EnrollToken, error)
 	RevokeEnrollToken(ctx context.Context, id string) error
 
 	GetDevice(ctx context.Context, id string) (store.Device, error)
 	ListDevices(ctx context.Context) ([]store.Device, error)
-	ApproveDevice(ctx context.Context, id string) error
-	SetDeviceLabels(ctx context.Context, id string, labels map[string]string) error
+	ApproveDevice(ctx context.Context, id string) (store.Device, error)
+	// SetDeviceLabels sets each key of labels to its value and removes
+	// keys whose value is empty; other labels stay.
+	SetDeviceLabels(ctx context.Context, id string, labels map[string]string) (store.Device, error)
 	DeleteDevice(ctx context.Context, id string) error
 
 	CreateGroup(ctx context.Context, name, selector string) (store.Group, error)
 	GetGroup(ctx context.Context, name string) (store.Group, error)
 	ListGroups(ctx context.Context) ([]store.Group, error)
 	DeleteGroup(ctx context.Context, name string) error
-	AddGroupDevices(ctx context.Context, group string, ids []string) error
-	RemoveGroupDevices(ctx context.Context, group string, ids []string) error
-	IncludeGroup(ctx context.Context, parent, child string) error
-	ExcludeGroup(ctx context.Context, parent, child string) error
+	AddGroupDevices(ctx context.Context, group string, ids []string) (store.Group, error)
+	RemoveGroupDevices(ctx context.Context, group string, ids []string) (store.Group, error)
+	IncludeGroup(ctx context.Context, parent, child string) (store.Group, error)
+	ExcludeGroup(ctx context.Context, parent, child string) (store.Group, error)
 
-	CreateUser(ctx context.Context, u store.User) error
 	GetUser(ctx context.Context, name string) (store.User, error)
-	ListUsers(ctx context.Context) ([]store.User, error)
-	CountUsers(ctx context.Context) (int, error)
 
-	// GetSetting returns store.ErrNotFound for a key never set.
+	// GetSetting returns an error wrapping store.ErrNotFound for a key
+	// never set.
 	GetSetting(ctx context.Context, key string) (string, error)
-	SetSetting(ctx context.Context, key, value string) error
 
-	AppendAudit(ctx context.Context, e store.AuditEntry) error
+	AppendAudit(ctx context.Context, e store.AuditEntry) (store.AuditEntry, error)
 
 	ListDesired(ctx context.Context) ([]store.DesiredRecord, error)
 }
@@ -63,13 +64,35 @@ type PKI interface {
 	ControllerKeys() []protocol.PublicKey
 }
 
-// Membership resolves device-group membership (direct, by selector and
-// through included groups) for the whole fleet.
-type Membership interface {
-	// Membership returns every group's full, sorted member list and every
-	// device's full, sorted group list.
-	Membership(ctx context.Context) (groupMembers map[string][]string, deviceGroups map[string][]string, err error)
+// MemberLookup answers membership questions about a resolved fleet
+// (*fleet.Membership implements it).
+type MemberLookup interface {
+	// Members returns every device in group (direct, by selector, through
+	// included groups), sorted; nil for an unknown group.
+	Members(group string) []string
+	// GroupsOf returns every group device belongs to, sorted.
+	GroupsOf(device string) []string
 }
+
+// Membership resolves device-group membership for the whole fleet, from
+// one consistent read.
+type Membership interface {
+	Membership(ctx context.Context) (MemberLookup, error)
+}
+
+// MembershipFunc adapts a function to Membership. With the real store:
+//
+//	api.MembershipFunc(func(ctx context.Context) (api.MemberLookup, error) {
+//		m, err := db.Membership(ctx)
+//		if err != nil {
+//			return nil, err
+//		}
+//		return m, nil
+//	})
+type MembershipFunc func(ctx context.Context) (MemberLookup, error)
+
+// Membership calls f.
+func (f MembershipFunc) Membership(ctx context.Context) (MemberLookup, error) { return f(ctx) }
 
 // Settings keys the API reads.
 const (

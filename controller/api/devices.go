@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"fmt"
-	"maps"
 	"net/http"
 
 	"github.com/edgewarden/edgewarden/controller/apiv1"
@@ -12,17 +11,16 @@ import (
 
 // fleetView is what rendering devices needs besides the devices themselves.
 type fleetView struct {
-	deviceGroups map[string][]string
-	groupMembers map[string][]string
-	desired      map[string]uint64 // desired revision by device id
+	members MemberLookup      // nil: groups are not needed
+	desired map[string]uint64 // desired revision by device id
 }
 
 func (a *API) loadFleetView(ctx context.Context, withDesired bool) (fleetView, error) {
-	members, groups, err := a.opts.Membership.Membership(ctx)
+	members, err := a.opts.Membership.Membership(ctx)
 	if err != nil {
 		return fleetView{}, fmt.Errorf("resolve group membership: %w", err)
 	}
-	v := fleetView{deviceGroups: groups, groupMembers: members}
+	v := fleetView{members: members}
 	if withDesired {
 		recs, err := a.opts.Store.ListDesired(ctx)
 		if err != nil {
@@ -41,7 +39,7 @@ func (v fleetView) device(d store.Device) apiv1.Device {
 		ID:              d.ID,
 		State:           d.State,
 		Online:          d.Online,
-		Groups:          nonNil(v.deviceGroups[d.ID]),
+		Groups:          []string{},
 		Labels:          nonNilMap(d.Labels),
 		DesiredRevision: v.desired[d.ID],
 		AppliedRevision: d.AppliedRevision,
@@ -49,6 +47,9 @@ func (v fleetView) device(d store.Device) apiv1.Device {
 		LastRejected:    d.LastRejected,
 		EnrolledAt:      d.EnrolledAt,
 		PolicyExpiresAt: d.PolicyExpiresAt,
+	}
+	if v.members != nil {
+		out.Groups = nonNil(v.members.GroupsOf(d.ID))
 	}
 	if !d.LastSeen.IsZero() {
 		t := d.LastSeen
@@ -107,19 +108,20 @@ func (a *API) getDevice(w http.ResponseWriter, r *http.Request) error {
 	if err := a.authorize(r, actDeviceView, resDevice(id)); err != nil {
 		return err
 	}
-	return a.writeDevice(w, r, id, http.StatusOK)
-}
-
-func (a *API) writeDevice(w http.ResponseWriter, r *http.Request, id string, status int) error {
 	d, err := a.opts.Store.GetDevice(r.Context(), id)
 	if err != nil {
 		return err
 	}
+	return a.writeDevice(w, r, d)
+}
+
+// writeDevice answers with d as seen in the fleet (groups, desired revision).
+func (a *API) writeDevice(w http.ResponseWriter, r *http.Request, d store.Device) error {
 	v, err := a.loadFleetView(r.Context(), true)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, status, v.device(d))
+	return writeJSON(w, http.StatusOK, v.device(d))
 }
 
 func (a *API) approveDevice(w http.ResponseWriter, r *http.Request) error {
@@ -127,16 +129,17 @@ func (a *API) approveDevice(w http.ResponseWriter, r *http.Request) error {
 	if err := a.authorize(r, actDeviceManage, resDevice(id)); err != nil {
 		return err
 	}
-	if err := a.opts.Store.ApproveDevice(r.Context(), id); err != nil {
+	d, err := a.opts.Store.ApproveDevice(r.Context(), id)
+	if err != nil {
 		return err
 	}
 	a.changed()
 	a.audit(r, "device.approve", id, "")
-	return a.writeDevice(w, r, id, http.StatusOK)
+	return a.writeDevice(w, r, d)
 }
 
-// setDeviceLabels merges the request into the device's labels (an empty
-// value removes the key) and stores the result as the device's labels.
+// setDeviceLabels sets the labels in the request; an empty value removes
+// the key, labels not named stay.
 func (a *API) setDeviceLabels(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	if err := a.authorize(r, actDeviceManage, resDevice(id)); err != nil {
@@ -149,24 +152,13 @@ func (a *API) setDeviceLabels(w http.ResponseWriter, r *http.Request) error {
 	if len(req.Labels) == 0 {
 		return errorf(http.StatusBadRequest, "labels is required: give at least one key (an empty value removes the key)")
 	}
-	d, err := a.opts.Store.GetDevice(r.Context(), id)
+	d, err := a.opts.Store.SetDeviceLabels(r.Context(), id, req.Labels)
 	if err != nil {
-		return err
-	}
-	labels := maps.Clone(nonNilMap(d.Labels))
-	for k, val := range req.Labels {
-		if val == "" {
-			delete(labels, k)
-		} else {
-			labels[k] = val
-		}
-	}
-	if err := a.opts.Store.SetDeviceLabels(r.Context(), id, labels); err != nil {
 		return err
 	}
 	a.changed()
 	a.audit(r, "device.label", id, formatLabels(req.Labels))
-	return a.writeDevice(w, r, id, http.StatusOK)
+	return a.writeDevice(w, r, d)
 }
 
 func (a *API) deleteDevice(w http.ResponseWriter, r *http.Request) error {

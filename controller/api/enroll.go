@@ -70,9 +70,10 @@ func (a *API) createEnrollToken(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("create enrollment token: %w", err)
 	}
 	now := a.now().UTC().Truncate(time.Second)
-	tok := apiv1.EnrollToken{
+	token := EnrollTokenPrefix + base64.RawURLEncoding.EncodeToString(secret)
+	saved, err := a.opts.Store.CreateEnrollToken(r.Context(), store.EnrollToken{
 		ID:        "et_" + randomHex(8),
-		Token:     EnrollTokenPrefix + base64.RawURLEncoding.EncodeToString(secret),
+		Hash:      HashEnrollToken(token),
 		Groups:    nonNil(req.Groups),
 		Labels:    nonNilMap(req.Labels),
 		MaxUses:   req.Uses,
@@ -80,21 +81,12 @@ func (a *API) createEnrollToken(w http.ResponseWriter, r *http.Request) error {
 		Approval:  req.Approval,
 		CreatedAt: now,
 		CreatedBy: p.User,
-	}
-	st := store.EnrollToken{
-		ID:        tok.ID,
-		Hash:      HashEnrollToken(tok.Token),
-		Groups:    tok.Groups,
-		Labels:    tok.Labels,
-		MaxUses:   tok.MaxUses,
-		ExpiresAt: tok.ExpiresAt,
-		Approval:  tok.Approval,
-		CreatedAt: tok.CreatedAt,
-		CreatedBy: tok.CreatedBy,
-	}
-	if err := a.opts.Store.CreateEnrollToken(r.Context(), st); err != nil {
+	})
+	if err != nil {
 		return err
 	}
+	tok := enrollTokenView(saved)
+	tok.Token = token // the only time the secret leaves the controller
 	a.audit(r, "enroll-token.create", tok.ID, fmt.Sprintf("uses=%d expires=%s approval=%t groups=%s labels=%s",
 		tok.MaxUses, tok.ExpiresAt.Format(time.RFC3339), tok.Approval, strings.Join(tok.Groups, ","), formatLabels(tok.Labels)))
 	return writeJSON(w, http.StatusCreated, tok)
@@ -165,7 +157,7 @@ func (a *API) enroll(w http.ResponseWriter, r *http.Request) error {
 	hash := HashEnrollToken(req.Token)
 	tok, err := a.checkEnrollToken(r, hash)
 	if err != nil {
-		a.auditAs(r, "device:"+deviceID, "security", "device.enroll-refused", deviceID, err.Error())
+		a.auditAs(r, "device:"+deviceID, store.AuditSecurity, "device.enroll-refused", deviceID, err.Error())
 		return err
 	}
 	certPEM, serial, err := a.opts.PKI.SignDeviceCSR([]byte(req.CSRPEM), deviceID, a.opts.DeviceCertValidity)
@@ -179,11 +171,11 @@ func (a *API) enroll(w http.ResponseWriter, r *http.Request) error {
 		At:         a.now().UTC(),
 	})
 	if err != nil {
-		a.auditAs(r, "device:"+deviceID, "security", "device.enroll-refused", deviceID, err.Error())
+		a.auditAs(r, "device:"+deviceID, store.AuditSecurity, "device.enroll-refused", deviceID, err.Error())
 		return err
 	}
 	a.changed()
-	a.auditAs(r, "device:"+deviceID, "change", "device.enroll", deviceID,
+	a.auditAs(r, "device:"+deviceID, store.AuditChange, "device.enroll", deviceID,
 		fmt.Sprintf("token=%s state=%s serial=%s labels=%s", tok.ID, dev.State, serial, formatLabels(dev.Labels)))
 	return writeJSON(w, http.StatusOK, apiv1.EnrollResponse{
 		DeviceID:        dev.ID,

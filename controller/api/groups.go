@@ -14,16 +14,13 @@ func (v fleetView) group(g store.Group) apiv1.Group {
 		Selector:  g.Selector,
 		Devices:   nonNil(g.Devices),
 		Includes:  nonNil(g.Includes),
-		Members:   nonNil(v.groupMembers[g.Name]),
+		Members:   nonNil(v.members.Members(g.Name)),
 		CreatedAt: g.CreatedAt,
 	}
 }
 
-func (a *API) writeGroup(w http.ResponseWriter, r *http.Request, name string, status int) error {
-	g, err := a.opts.Store.GetGroup(r.Context(), name)
-	if err != nil {
-		return err
-	}
+// writeGroup answers with g and its full member list.
+func (a *API) writeGroup(w http.ResponseWriter, r *http.Request, g store.Group, status int) error {
 	v, err := a.loadFleetView(r.Context(), false)
 	if err != nil {
 		return err
@@ -42,12 +39,13 @@ func (a *API) createGroup(w http.ResponseWriter, r *http.Request) error {
 	if err := a.authorize(r, actGroupCreate, resGroup(req.Name)); err != nil {
 		return err
 	}
-	if _, err := a.opts.Store.CreateGroup(r.Context(), req.Name, req.Selector); err != nil {
+	g, err := a.opts.Store.CreateGroup(r.Context(), req.Name, req.Selector)
+	if err != nil {
 		return err
 	}
 	a.changed()
 	a.audit(r, "group.create", req.Name, "selector="+req.Selector)
-	return a.writeGroup(w, r, req.Name, http.StatusCreated)
+	return a.writeGroup(w, r, g, http.StatusCreated)
 }
 
 func (a *API) listGroups(w http.ResponseWriter, r *http.Request) error {
@@ -74,7 +72,11 @@ func (a *API) getGroup(w http.ResponseWriter, r *http.Request) error {
 	if err := a.authorize(r, actGroupView, resGroup(name)); err != nil {
 		return err
 	}
-	return a.writeGroup(w, r, name, http.StatusOK)
+	g, err := a.opts.Store.GetGroup(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	return a.writeGroup(w, r, g, http.StatusOK)
 }
 
 func (a *API) deleteGroup(w http.ResponseWriter, r *http.Request) error {
@@ -115,12 +117,13 @@ func (a *API) changeGroupDevices(w http.ResponseWriter, r *http.Request, add boo
 	if !add {
 		action, change = "group.remove-devices", a.opts.Store.RemoveGroupDevices
 	}
-	if err := change(r.Context(), name, req.Devices); err != nil {
+	g, err := change(r.Context(), name, req.Devices)
+	if err != nil {
 		return err
 	}
 	a.changed()
 	a.audit(r, action, name, strings.Join(req.Devices, ","))
-	return a.writeGroup(w, r, name, http.StatusOK)
+	return a.writeGroup(w, r, g, http.StatusOK)
 }
 
 func (a *API) includeGroup(w http.ResponseWriter, r *http.Request) error {
@@ -138,12 +141,13 @@ func (a *API) includeGroup(w http.ResponseWriter, r *http.Request) error {
 	if req.Group == name {
 		return errorf(http.StatusBadRequest, "group %q cannot include itself", name)
 	}
-	if err := a.opts.Store.IncludeGroup(r.Context(), name, req.Group); err != nil {
+	g, err := a.opts.Store.IncludeGroup(r.Context(), name, req.Group)
+	if err != nil {
 		return err
 	}
 	a.changed()
 	a.audit(r, "group.include", name, req.Group)
-	return a.writeGroup(w, r, name, http.StatusOK)
+	return a.writeGroup(w, r, g, http.StatusOK)
 }
 
 func (a *API) excludeGroup(w http.ResponseWriter, r *http.Request) error {
@@ -151,10 +155,11 @@ func (a *API) excludeGroup(w http.ResponseWriter, r *http.Request) error {
 	if err := a.authorize(r, actGroupManage, resGroup(name)); err != nil {
 		return err
 	}
-	if err := a.opts.Store.ExcludeGroup(r.Context(), name, child); err != nil {
+	g, err := a.opts.Store.ExcludeGroup(r.Context(), name, child)
+	if err != nil {
 		return err
 	}
 	a.changed()
 	a.audit(r, "group.exclude", name, child)
-	return a.writeGroup(w, r, name, http.StatusOK)
+	return a.writeGroup(w, r, g, http.StatusOK)
 }

@@ -5,17 +5,11 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/edgewarden/edgewarden/controller/apiv1"
 	"github.com/edgewarden/edgewarden/controller/auth"
 	"github.com/edgewarden/edgewarden/controller/store"
-)
-
-// User states as stored in store.User.State.
-const (
-	UserActive   = "active"
-	UserInvited  = "invited"
-	UserDisabled = "disabled"
 )
 
 // principal is who makes an authenticated request.
@@ -58,7 +52,7 @@ func (a *API) authenticate(r *http.Request) (principal, error) {
 	if err != nil {
 		return principal{}, err
 	}
-	if u.State != UserActive {
+	if u.State != store.UserActive {
 		return principal{}, errorf(http.StatusUnauthorized, "user %q is %s; ask an admin to activate it", u.Name, u.State)
 	}
 	return principal{User: u.Name}, nil
@@ -105,7 +99,7 @@ func (a *API) audit(r *http.Request, action, target, detail string) {
 	if p, ok := principalOf(r); ok {
 		actor = p.User
 	}
-	a.auditAs(r, actor, "change", action, target, detail)
+	a.auditAs(r, actor, store.AuditChange, action, target, detail)
 }
 
 func (a *API) auditAs(r *http.Request, actor, kind, action, target, detail string) {
@@ -119,7 +113,7 @@ func (a *API) auditAs(r *http.Request, actor, kind, action, target, detail strin
 		Kind:   kind,
 	}
 	// Record even if the client has gone away.
-	if err := a.opts.Store.AppendAudit(context.WithoutCancel(r.Context()), e); err != nil {
+	if _, err := a.opts.Store.AppendAudit(context.WithoutCancel(r.Context()), e); err != nil {
 		a.log.Error("audit entry lost", "actor", actor, "action", action, "target", target, "err", err)
 	}
 }
@@ -139,10 +133,15 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	if len(name) > 64 {
 		name = name[:64]
 	}
+	if until, locked := a.logins.locked(name, a.now()); locked {
+		a.auditAs(r, name, store.AuditSecurity, "user.login-failed", name, "locked out after repeated failures")
+		return errorf(http.StatusTooManyRequests, "too many failed logins for %q; try again after %s", name, until.UTC().Format(time.RFC3339))
+	}
 	u, err := a.opts.Store.GetUser(r.Context(), req.User)
 	if errors.Is(err, store.ErrNotFound) {
 		auth.CheckDummy(req.Password)
-		a.auditAs(r, name, "security", "user.login-failed", name, "unknown user")
+		a.logins.failed(name, a.now())
+		a.auditAs(r, name, store.AuditSecurity, "user.login-failed", name, "unknown user")
 		return errorf(http.StatusUnauthorized, refused)
 	}
 	if err != nil {
@@ -152,11 +151,12 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 		if !errors.Is(err, auth.ErrWrongPassword) {
 			return err
 		}
-		a.auditAs(r, u.Name, "security", "user.login-failed", u.Name, "wrong password")
+		a.logins.failed(name, a.now())
+		a.auditAs(r, u.Name, store.AuditSecurity, "user.login-failed", u.Name, "wrong password")
 		return errorf(http.StatusUnauthorized, refused)
 	}
-	if u.State != UserActive {
-		a.auditAs(r, u.Name, "security", "user.login-failed", u.Name, "user is "+u.State)
+	if u.State != store.UserActive {
+		a.auditAs(r, u.Name, store.AuditSecurity, "user.login-failed", u.Name, "user is "+u.State)
 		return errorf(http.StatusUnauthorized, "user %q is %s; ask an admin to activate it", u.Name, u.State)
 	}
 	if a.opts.Sessions == nil {
@@ -170,7 +170,8 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	a.auditAs(r, u.Name, "access", "user.login", u.Name, "")
+	a.logins.succeeded(name)
+	a.auditAs(r, u.Name, store.AuditAccess, "user.login", u.Name, "")
 	return writeJSON(w, http.StatusOK, apiv1.LoginResponse{Token: token, ExpiresAt: exp, Banner: banner})
 }
 

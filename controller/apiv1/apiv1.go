@@ -6,7 +6,9 @@
 // /api/v1; every endpoint except Login, Banner and Enroll needs
 // "Authorization: Bearer <session token>". Errors come back with a 4xx/5xx
 // status and an Error body whose message says what failed, why, and what to
-// do. Durations are whole seconds.
+// do. Durations are whole seconds. Creating calls (POST /enroll-tokens,
+// POST /groups) answer 201 Created; DELETE calls that return no body answer
+// 204 No Content; everything else answers 200 OK.
 //
 //	POST   /api/v1/login                        LoginRequest → LoginResponse
 //	GET    /api/v1/banner                       → Banner (no auth; shown before login)

@@ -214,7 +214,8 @@ func setDefault[T int | time.Duration](p *T, def T) {
 }
 
 // mochiLogger quiets mochi's own informational chatter (hook added, listener
-// attached, ...) to debug level; warnings and errors pass through.
+// attached, ...) to debug level; warnings and errors pass through, without
+// the whole packet mochi attaches (which would copy payloads into the log).
 func mochiLogger(log *slog.Logger) *slog.Logger {
 	return slog.New(levelShift{log.Handler()})
 }
@@ -232,7 +233,18 @@ func (h levelShift) Handle(ctx context.Context, r slog.Record) error {
 	if r.Level < slog.LevelWarn {
 		r.Level = slog.LevelDebug
 	}
-	return h.Handler.Handle(ctx, r)
+	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "pk" {
+			if pk, ok := a.Value.Any().(packets.Packet); ok {
+				out.AddAttrs(slog.String("topic", pk.TopicName), slog.Int("packet_type", int(pk.FixedHeader.Type)))
+			}
+			return true
+		}
+		out.AddAttrs(a)
+		return true
+	})
+	return h.Handler.Handle(ctx, out)
 }
 
 func (h levelShift) WithAttrs(a []slog.Attr) slog.Handler { return levelShift{h.Handler.WithAttrs(a)} }

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -34,6 +35,21 @@ func TestNewRefusesBadOptions(t *testing.T) {
 }
 
 func TestStartCloseLifecycle(t *testing.T) {
+	a := newAuthority(t)
+	never, err := New(Options{TLS: a.MQTTServerConfig(), Ingest: (&recorder{}).ingest, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if never.Addr() != nil {
+		t.Error("Addr before Start is not nil")
+	}
+	if err := never.Close(); err != nil {
+		t.Fatalf("Close without Start: %v", err)
+	}
+	if err := never.Start(); err == nil {
+		t.Error("Start after Close succeeded")
+	}
+
 	f := startBroker(t, nil)
 	if err := f.b.Start(); err == nil {
 		t.Error("second Start succeeded")
@@ -507,4 +523,37 @@ func TestOfflineDeviceKeepsOnlyLatestDesired(t *testing.T) {
 	case <-time.After(waitFor):
 		t.Fatal("queued document not delivered on reconnect")
 	}
+}
+
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	a := newAuthority(t)
+	b, err := New(Options{Addr: "127.0.0.1:0", TLS: a.MQTTServerConfig(), Ingest: (&recorder{}).ingest, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// A connected device and a socket stuck before the TLS handshake.
+	f := &fixture{t: t, ca: a, b: b, rec: &recorder{}, addr: b.Addr().String()}
+	c, err := f.connect(clientOpts{clientID: "dev-1", certs: []tls.Certificate{deviceCert(t, a, "dev-1")}, clean: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	eventually(t, "idle connection accepted", func() bool {
+		b.ln.mu.Lock()
+		defer b.ln.mu.Unlock()
+		return len(b.ln.conns) == 2
+	})
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Disconnect(0)
+	eventually(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }

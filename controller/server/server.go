@@ -189,7 +189,7 @@ func Run(ctx context.Context, opts Options) error {
 		TLS:         s.authority.MQTTServerConfig(),
 		AllowDevice: s.allowDevice,
 		Ingest:      s.ingest,
-		Logger:      s.log.With("component", "broker"),
+		Logger:      s.log,
 	})
 	if err != nil {
 		return err
@@ -209,14 +209,20 @@ func Run(ctx context.Context, opts Options) error {
 	}
 
 	a := api.New(api.Options{
-		Store:      apiStore{s.db},
-		PKI:        s.authority,
-		Membership: membership{s.db},
-		Sessions:   sessions,
-		Changed:    s.Changed,
-		MQTTURL:    advMQTT,
-		HTTPURL:    advHTTP,
-		Logger:     s.log.With("component", "api"),
+		Store: s.db,
+		PKI:   s.authority,
+		Membership: api.MembershipFunc(func(ctx context.Context) (api.MemberLookup, error) {
+			m, err := s.db.Membership(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return m, nil
+		}),
+		Sessions: sessions,
+		Changed:  s.Changed,
+		MQTTURL:  advMQTT,
+		HTTPURL:  advHTTP,
+		Logger:   s.log.With("component", "api"),
 	})
 	srv := &http.Server{
 		Handler:           a.Handler(),

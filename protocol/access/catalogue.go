@@ -209,8 +209,8 @@ func typeMask(t ResourceType) actionSet {
 }
 
 var (
-	deviceActions      = typeMask(ResourceDevice)
-	groupActions       = typeMask(ResourceDeviceGroup)
-	appActions         = typeMask(ResourceApp)
-	allActions         = ^actionSet(0) >> (64 - uint(len(catalogue)))
+	deviceActions = typeMask(ResourceDevice)
+	groupActions  = typeMask(ResourceDeviceGroup)
+	appActions    = typeMask(ResourceApp)
+	allActions    = ^actionSet(0) >> (64 - uint(len(catalogue)))
 )

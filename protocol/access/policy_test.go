@@ -240,3 +240,30 @@ func FuzzPolicy(f *testing.F) {
 		}
 	})
 }
+
+// The device explains with the nearest group first, as the controller does,
+// even when a farther group sorts first by name.
+func TestDevicePolicyExplainsNearestFirst(t *testing.T) {
+	h := NewHierarchy(map[string][]string{"a-top": {"z-cell"}})
+	dev := h.Device("d-2", []string{"z-cell"})
+	in := Input{
+		Roles: BuiltinRoles(),
+		Users: []User{{Name: "u"}},
+		Grants: []Grant{
+			{ID: "g-1", Subject: UserSubject("u"), Role: RoleViewer, Scope: GroupScope("a-top")},
+			{ID: "g-2", Subject: UserSubject("u"), Role: RoleViewer, Scope: GroupScope("z-cell")},
+		},
+	}
+	want := "allowed: grant g-2 to user u → role viewer → scope device-group z-cell → via group z-cell ⊃ device d-2"
+	if got := mustCompile(t, in).Explain("u", DeviceView, dev); got != want {
+		t.Errorf("controller: %s", got)
+	}
+	p := devicePolicy(t, in, dev)
+	ev, err := p.Evaluator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ev.Explain("u", DeviceView, p.Device("d-2")); got != want {
+		t.Errorf("device: %s", got)
+	}
+}

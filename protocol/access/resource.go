@@ -12,9 +12,9 @@ type Resource struct {
 	// every group it is in (directly, by label selector, or through an
 	// included group); for a group, every group that includes it, directly
 	// or through nesting. Empty for apps and the controller. Each names the
-	// group it contains the resource through (see GroupRef); Hierarchy
-	// computes them. Explanations list nearer groups first when they are
-	// in order nearest first.
+	// group through which it contains the resource (see GroupRef);
+	// Hierarchy computes them, nearest first. When several grants allow an
+	// action, the explanation names the one on the earliest group here.
 	Groups []GroupRef
 }
 
@@ -98,8 +98,8 @@ func NewHierarchy(includes map[string][]string) *Hierarchy {
 // Containing returns the groups that contain a resource held directly by the
 // given groups: those groups (Via empty) and, breadth first, every group that
 // includes one of them (Via set to the included group on a shortest path).
-// Give it a device's direct and selector groups, or a group's own name's
-// parents via Ancestors. A nil Hierarchy knows no nesting.
+// Give it the groups that hold a device directly or by label selector; for
+// a group use Ancestors. A nil Hierarchy knows no nesting.
 func (h *Hierarchy) Containing(direct []string) []GroupRef {
 	seen := make(map[string]bool, len(direct))
 	var out []GroupRef

@@ -77,8 +77,9 @@ type Claims struct {
 	// Subject is the user the token was issued to.
 	Subject string `json:"sub"`
 	// ID is the token id (jti), by which it is revoked.
-	ID        string    `json:"jti"`
-	KeyID     string    `json:"kid"`
+	ID    string `json:"jti"`
+	KeyID string `json:"kid"`
+	// Times are whole seconds, in UTC. NotBefore is zero if absent.
 	IssuedAt  time.Time `json:"iat"`
 	NotBefore time.Time `json:"nbf"`
 	ExpiresAt time.Time `json:"exp"`
@@ -171,7 +172,7 @@ func (s *Signer) Issue(opts IssueOptions) (string, Claims, error) {
 	if opts.ID == "" {
 		opts.ID = rand.Text()
 	}
-	now := opts.Now.Truncate(time.Second)
+	now := opts.Now.UTC().Truncate(time.Second) // JWT times are whole seconds
 	c := Claims{
 		Subject:   opts.Subject,
 		ID:        opts.ID,
@@ -195,4 +196,13 @@ func (s *Signer) Issue(opts IssueOptions) (string, Claims, error) {
 		return "", Claims{}, fmt.Errorf("issue operator token for %s: %w", opts.Subject, err)
 	}
 	return signed, c, nil
+}
+
+// Issue signs one token with key (see NewSigner and Signer.Issue).
+func Issue(key crypto.Signer, opts IssueOptions) (string, Claims, error) {
+	s, err := NewSigner(key)
+	if err != nil {
+		return "", Claims{}, err
+	}
+	return s.Issue(opts)
 }

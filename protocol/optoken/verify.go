@@ -50,8 +50,9 @@ type Verifier struct {
 }
 
 type verifyKey struct {
-	alg string // JWT alg: "EdDSA" or "ES256"
-	pub any    // ed25519.PublicKey or *ecdsa.PublicKey
+	alg  string // JWT alg: "EdDSA" or "ES256"
+	kind string // AlgEd25519 or AlgES256
+	pub  any    // ed25519.PublicKey or *ecdsa.PublicKey
 }
 
 // NewVerifier builds a Verifier. It refuses a key whose id is not a plain
@@ -111,12 +112,12 @@ func parseKey(k protocol.PublicKey) (verifyKey, error) {
 		if k.Algorithm != AlgEd25519 {
 			return verifyKey{}, fmt.Errorf("algorithm %q does not match its Ed25519 key", k.Algorithm)
 		}
-		return verifyKey{alg: jwt.SigningMethodEdDSA.Alg(), pub: p}, nil
+		return verifyKey{alg: jwt.SigningMethodEdDSA.Alg(), kind: AlgEd25519, pub: p}, nil
 	case *ecdsa.PublicKey:
 		if k.Algorithm != AlgES256 || p.Curve != elliptic.P256() {
 			return verifyKey{}, fmt.Errorf("algorithm %q does not match its ECDSA %s key (want ES256 with P-256)", k.Algorithm, p.Curve.Params().Name)
 		}
-		return verifyKey{alg: jwt.SigningMethodES256.Alg(), pub: p}, nil
+		return verifyKey{alg: jwt.SigningMethodES256.Alg(), kind: AlgES256, pub: p}, nil
 	}
 	return verifyKey{}, fmt.Errorf("unsupported key type %T: want Ed25519 or ECDSA P-256", pub)
 }
@@ -195,7 +196,7 @@ func (v *Verifier) verify(token string, now time.Time) (Claims, error) {
 			return nil, fmt.Errorf("%w: kid %s is not a token key of this device; the token may come from another controller, or the device's document is out of date", ErrUnknownKey, s)
 		}
 		if t.Method.Alg() != k.alg {
-			return nil, fmt.Errorf("%w: %s for key %s, which is a %s key", ErrAlgorithm, t.Method.Alg(), s, k.alg)
+			return nil, fmt.Errorf("%w: %s for key %s, which is an %s key (alg %s)", ErrAlgorithm, t.Method.Alg(), s, k.kind, k.alg)
 		}
 		kid = s
 		return k.pub, nil
@@ -224,12 +225,12 @@ func (v *Verifier) verify(token string, now time.Time) (Claims, error) {
 	case rc.ID == "" || len(rc.ID) > maxTokenID:
 		return Claims{}, fmt.Errorf("%w: token id (jti) must be 1-%d characters", ErrClaims, maxTokenID)
 	}
-	c := Claims{Subject: rc.Subject, ID: rc.ID, KeyID: kid, ExpiresAt: rc.ExpiresAt.Time}
+	c := Claims{Subject: rc.Subject, ID: rc.ID, KeyID: kid, ExpiresAt: rc.ExpiresAt.UTC()}
 	if rc.IssuedAt != nil {
-		c.IssuedAt = rc.IssuedAt.Time
+		c.IssuedAt = rc.IssuedAt.UTC()
 	}
 	if rc.NotBefore != nil {
-		c.NotBefore = rc.NotBefore.Time
+		c.NotBefore = rc.NotBefore.UTC()
 	}
 	if err := v.checkLive(c, now); err != nil {
 		return Claims{}, err
@@ -246,14 +247,17 @@ func classify(t *jwt.Token, err error) error {
 	case errors.Is(err, jwt.ErrTokenUnverifiable), // unknown alg
 		errors.Is(err, jwt.ErrTokenSignatureInvalid) && t != nil && t.Method != nil &&
 			t.Method.Alg() != jwt.SigningMethodEdDSA.Alg() && t.Method.Alg() != jwt.SigningMethodES256.Alg():
-		alg, _ := t.Header["alg"].(string)
+		var alg string
+		if t != nil {
+			alg, _ = t.Header["alg"].(string)
+		}
 		return fmt.Errorf("%w: %q; operator tokens are signed with EdDSA or ES256", ErrAlgorithm, alg)
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		return fmt.Errorf("%w: the token was altered or not signed by the controller", ErrSignature)
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return fmt.Errorf("%w: %v; get a new one with `edgewarden tokens issue`", ErrExpired, err)
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return fmt.Errorf("%w: %v (operator tokens must carry an expiry)", ErrClaims, err)
+		return fmt.Errorf("%w: %v (operator tokens must carry iss, aud, sub, jti and exp)", ErrClaims, err)
 	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
 		return fmt.Errorf("%w: %v; check the device clock", ErrNotYet, err)
 	case errors.Is(err, jwt.ErrTokenInvalidAudience):

@@ -164,7 +164,7 @@ func NewServer(t testing.TB, configure func(*api.Options)) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Store.CreateUser(context.Background(), store.User{Name: AdminUser, PasswordHash: hash, State: api.UserActive, CreatedAt: time.Now()}); err != nil {
+	if _, err := s.Store.CreateUser(context.Background(), store.User{Name: AdminUser, PasswordHash: hash, State: store.UserActive, CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	opts := api.Options{
@@ -197,7 +197,7 @@ func (s *Server) AddUser(t testing.TB, name, password, state string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Store.CreateUser(context.Background(), store.User{Name: name, PasswordHash: hash, State: state, CreatedAt: time.Now()}); err != nil {
+	if _, err := s.Store.CreateUser(context.Background(), store.User{Name: name, PasswordHash: hash, State: state, CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 }

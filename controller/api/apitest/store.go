@@ -74,13 +74,13 @@ func (s *Store) Enroll(ctx context.Context, tokenHash string, d store.NewDevice)
 	}
 	switch {
 	case !found:
-		return store.Device{}, store.EnrollToken{}, fmt.Errorf("enrollment token: %w", store.ErrNotFound)
+		return store.Device{}, store.EnrollToken{}, fmt.Errorf("%w: enrollment token is not known", store.ErrForbidden)
 	case tok.Revoked:
-		return store.Device{}, tok, fmt.Errorf("enrollment token %s is revoked: %w", tok.ID, store.ErrConflict)
+		return store.Device{}, tok, fmt.Errorf("enrollment token %s is revoked: %w", tok.ID, store.ErrForbidden)
 	case !d.At.Before(tok.ExpiresAt):
-		return store.Device{}, tok, fmt.Errorf("enrollment token %s is expired: %w", tok.ID, store.ErrConflict)
+		return store.Device{}, tok, fmt.Errorf("enrollment token %s is expired: %w", tok.ID, store.ErrForbidden)
 	case tok.Used >= tok.MaxUses:
-		return store.Device{}, tok, fmt.Errorf("enrollment token %s is used up: %w", tok.ID, store.ErrConflict)
+		return store.Device{}, tok, fmt.Errorf("enrollment token %s is used up: %w", tok.ID, store.ErrForbidden)
 	}
 	if _, ok := s.devices[d.ID]; ok {
 		return store.Device{}, tok, fmt.Errorf("device %q already exists; delete it first to enroll it again: %w", d.ID, store.ErrConflict)
@@ -112,25 +112,25 @@ func (s *Store) Enroll(ctx context.Context, tokenHash string, d store.NewDevice)
 }
 
 // CreateEnrollToken implements api.Store.
-func (s *Store) CreateEnrollToken(ctx context.Context, t store.EnrollToken) error {
+func (s *Store) CreateEnrollToken(ctx context.Context, t store.EnrollToken) (store.EnrollToken, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.fail("CreateEnrollToken"); err != nil {
-		return err
+		return store.EnrollToken{}, err
 	}
 	for _, g := range t.Groups {
 		if _, ok := s.groups[g]; !ok {
-			return fmt.Errorf("enrollment token names group %q, which does not exist: %w", g, store.ErrInvalid)
+			return store.EnrollToken{}, fmt.Errorf("enrollment token names group %q, which does not exist: %w", g, store.ErrInvalid)
 		}
 	}
 	if err := validLabels(t.Labels); err != nil {
-		return err
+		return store.EnrollToken{}, err
 	}
 	if _, ok := s.tokens[t.ID]; ok {
-		return fmt.Errorf("enrollment token %s: %w", t.ID, store.ErrConflict)
+		return store.EnrollToken{}, fmt.Errorf("enrollment token %s: %w", t.ID, store.ErrConflict)
 	}
 	s.tokens[t.ID] = t
-	return nil
+	return t, nil
 }
 
 // ListEnrollTokens implements api.Store.
@@ -184,32 +184,51 @@ func (s *Store) ListDevices(ctx context.Context) ([]store.Device, error) {
 }
 
 // ApproveDevice implements api.Store.
-func (s *Store) ApproveDevice(ctx context.Context, id string) error {
+func (s *Store) ApproveDevice(ctx context.Context, id string) (store.Device, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d, ok := s.devices[id]
 	if !ok {
-		return notFound("device", id)
+		return store.Device{}, notFound("device", id)
 	}
 	d.State = apiv1.DeviceActive
 	s.devices[id] = d
-	return nil
+	return cloneDevice(d), nil
 }
 
-// SetDeviceLabels implements api.Store: labels replace the device's labels.
-func (s *Store) SetDeviceLabels(ctx context.Context, id string, labels map[string]string) error {
+// SetDeviceLabels implements api.Store: keys with a value are set, keys
+// with an empty value removed, others kept.
+func (s *Store) SetDeviceLabels(ctx context.Context, id string, labels map[string]string) (store.Device, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d, ok := s.devices[id]
 	if !ok {
-		return notFound("device", id)
+		return store.Device{}, notFound("device", id)
 	}
-	if err := validLabels(labels); err != nil {
-		return err
+	set := map[string]string{}
+	for k, v := range labels {
+		if v != "" {
+			set[k] = v
+		} else if k == "" {
+			return store.Device{}, fmt.Errorf("empty label key: %w", store.ErrInvalid)
+		}
 	}
-	d.Labels = maps.Clone(labels)
+	if err := validLabels(set); err != nil {
+		return store.Device{}, err
+	}
+	d.Labels = maps.Clone(d.Labels)
+	if d.Labels == nil {
+		d.Labels = map[string]string{}
+	}
+	for k, v := range labels {
+		if v == "" {
+			delete(d.Labels, k)
+		} else {
+			d.Labels[k] = v
+		}
+	}
 	s.devices[id] = d
-	return nil
+	return cloneDevice(d), nil
 }
 
 // DeleteDevice implements api.Store.
@@ -285,58 +304,58 @@ func (s *Store) DeleteGroup(ctx context.Context, name string) error {
 }
 
 // AddGroupDevices implements api.Store.
-func (s *Store) AddGroupDevices(ctx context.Context, group string, ids []string) error {
+func (s *Store) AddGroupDevices(ctx context.Context, group string, ids []string) (store.Group, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g, ok := s.groups[group]
 	if !ok {
-		return notFound("group", group)
+		return store.Group{}, notFound("group", group)
 	}
 	for _, id := range ids {
 		if _, ok := s.devices[id]; !ok {
-			return notFound("device", id)
+			return store.Group{}, notFound("device", id)
 		}
 	}
 	g.Devices = sortedUnion(g.Devices, ids)
 	s.groups[group] = g
-	return nil
+	return cloneGroup(g), nil
 }
 
 // RemoveGroupDevices implements api.Store.
-func (s *Store) RemoveGroupDevices(ctx context.Context, group string, ids []string) error {
+func (s *Store) RemoveGroupDevices(ctx context.Context, group string, ids []string) (store.Group, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g, ok := s.groups[group]
 	if !ok {
-		return notFound("group", group)
+		return store.Group{}, notFound("group", group)
 	}
 	for _, id := range ids {
 		if !slices.Contains(g.Devices, id) {
-			return fmt.Errorf("device %q is not a direct member of group %q: %w", id, group, store.ErrNotFound)
+			return store.Group{}, fmt.Errorf("device %q is not a direct member of group %q: %w", id, group, store.ErrNotFound)
 		}
 	}
 	g.Devices = slices.DeleteFunc(g.Devices, func(d string) bool { return slices.Contains(ids, d) })
 	s.groups[group] = g
-	return nil
+	return cloneGroup(g), nil
 }
 
 // IncludeGroup implements api.Store; it refuses cycles.
-func (s *Store) IncludeGroup(ctx context.Context, parent, child string) error {
+func (s *Store) IncludeGroup(ctx context.Context, parent, child string) (store.Group, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.groups[parent]
 	if !ok {
-		return notFound("group", parent)
+		return store.Group{}, notFound("group", parent)
 	}
 	if _, ok := s.groups[child]; !ok {
-		return notFound("group", child)
+		return store.Group{}, notFound("group", child)
 	}
 	if parent == child || s.reaches(child, parent) {
-		return fmt.Errorf("group %q including %q would make a cycle: %w", parent, child, store.ErrInvalid)
+		return store.Group{}, fmt.Errorf("group %q including %q would make a cycle: %w", parent, child, store.ErrConflict)
 	}
 	p.Includes = sortedUnion(p.Includes, []string{child})
 	s.groups[parent] = p
-	return nil
+	return cloneGroup(p), nil
 }
 
 func (s *Store) reaches(from, to string) bool {
@@ -352,30 +371,30 @@ func (s *Store) reaches(from, to string) bool {
 }
 
 // ExcludeGroup implements api.Store.
-func (s *Store) ExcludeGroup(ctx context.Context, parent, child string) error {
+func (s *Store) ExcludeGroup(ctx context.Context, parent, child string) (store.Group, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.groups[parent]
 	if !ok {
-		return notFound("group", parent)
+		return store.Group{}, notFound("group", parent)
 	}
 	if !slices.Contains(p.Includes, child) {
-		return fmt.Errorf("group %q does not include %q: %w", parent, child, store.ErrNotFound)
+		return store.Group{}, fmt.Errorf("group %q does not include %q: %w", parent, child, store.ErrNotFound)
 	}
 	p.Includes = slices.DeleteFunc(p.Includes, func(c string) bool { return c == child })
 	s.groups[parent] = p
-	return nil
+	return cloneGroup(p), nil
 }
 
 // CreateUser implements api.Store.
-func (s *Store) CreateUser(ctx context.Context, u store.User) error {
+func (s *Store) CreateUser(ctx context.Context, u store.User) (store.User, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.users[u.Name]; ok {
-		return fmt.Errorf("user %q already exists: %w", u.Name, store.ErrConflict)
+		return store.User{}, fmt.Errorf("user %q already exists: %w", u.Name, store.ErrConflict)
 	}
 	s.users[u.Name] = u
-	return nil
+	return u, nil
 }
 
 // GetUser implements api.Store.
@@ -439,12 +458,12 @@ func (s *Store) SetSetting(ctx context.Context, key, value string) error {
 }
 
 // AppendAudit implements api.Store.
-func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) error {
+func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) (store.AuditEntry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e.ID = int64(len(s.audit) + 1)
 	s.audit = append(s.audit, e)
-	return nil
+	return e, nil
 }
 
 // Audit returns the audit log so far.
@@ -492,7 +511,7 @@ func (s *Store) Counts() (devices, groups, tokens int) {
 
 // Membership implements api.Membership: direct members, selector matches,
 // and the members of included groups, flowing upward.
-func (s *Store) Membership(ctx context.Context) (map[string][]string, map[string][]string, error) {
+func (s *Store) Membership(ctx context.Context) (api.MemberLookup, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	members := map[string][]string{}
@@ -527,8 +546,13 @@ func (s *Store) Membership(ctx context.Context) (map[string][]string, map[string
 	for id := range deviceGroups {
 		slices.Sort(deviceGroups[id])
 	}
-	return members, deviceGroups, nil
+	return lookup{members, deviceGroups}, nil
 }
+
+type lookup struct{ members, groups map[string][]string }
+
+func (l lookup) Members(group string) []string   { return l.members[group] }
+func (l lookup) GroupsOf(device string) []string { return l.groups[device] }
 
 func parseSelector(sel string) (map[string]string, error) {
 	out := map[string]string{}
