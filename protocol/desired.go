@@ -184,6 +184,9 @@ func CheckDesired(raw []byte, opts CheckOptions) (*DesiredState, Verdict, error)
 	if !opts.Now.Before(d.ExpiresAt) {
 		return nil, 0, fmt.Errorf("%w: revision %d expired at %s (now %s); the controller re-signs documents before they expire, so check that it is running and reachable, and the device clock", ErrExpired, d.Revision, d.ExpiresAt.Format(time.RFC3339), opts.Now.UTC().Format(time.RFC3339))
 	}
+	if _, err := d.Access.Evaluator(); err != nil {
+		return nil, 0, fmt.Errorf("%w: access policy: %v", ErrMalformed, err)
+	}
 	if len(d.Apps) > MaxAppsPerDevice {
 		return nil, 0, fmt.Errorf("%w: %d apps, limit %d", ErrMalformed, len(d.Apps), MaxAppsPerDevice)
 	}

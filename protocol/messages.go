@@ -41,6 +41,7 @@ const (
 	AppDownloading = "downloading"
 	AppVerifying   = "verifying"
 	AppInstalling  = "installing"
+	AppInstalled   = "installed" // in place, not started
 	AppRunning     = "running"
 	AppStopped     = "stopped"
 	AppFailed      = "failed"

@@ -42,9 +42,6 @@ import (
 	"github.com/edgewarden/edgewarden/protocol/manifest"
 )
 
-// StateInstalled is reported when an app version is in place and not yet
-// started (the protocol has no such state yet; see the report to the lead).
-const StateInstalled = "installed"
 
 // Errors by phase; match them with errors.Is. One function upstream decides
 // retry or fail from these.
@@ -69,7 +66,7 @@ type FetchFunc func(ctx context.Context, digest string, offset int64) (io.ReadCl
 // Progress is one step of an install, for status reports.
 type Progress struct {
 	Name, Version string
-	State         string // protocol.AppPending, AppDownloading, AppVerifying, AppInstalling, StateInstalled or AppFailed
+	State         string // protocol.AppPending, AppDownloading, AppVerifying, AppInstalling, protocol.AppInstalled or AppFailed
 	Reason        string // why it failed (AppFailed only)
 	Artifact      string // the artifact path, while downloading or verifying
 	Done, Total   int64  // bytes of the artifact, while downloading
@@ -155,7 +152,7 @@ func (in *Installer) Install(ctx context.Context, a protocol.AppAssignment, publ
 		if err := in.switchCurrent(appDir, m.Version); err != nil {
 			return err
 		}
-		in.report(Progress{Name: m.Name, Version: m.Version, State: StateInstalled})
+		in.report(Progress{Name: m.Name, Version: m.Version, State: protocol.AppInstalled})
 		return nil
 	}
 
@@ -209,7 +206,7 @@ func (in *Installer) Install(ctx context.Context, a protocol.AppAssignment, publ
 		return err
 	}
 	in.prune(appDir)
-	in.report(Progress{Name: m.Name, Version: m.Version, State: StateInstalled})
+	in.report(Progress{Name: m.Name, Version: m.Version, State: protocol.AppInstalled})
 	in.log.Info("app installed", "app", m.Name, "version", m.Version)
 	return nil
 }
