@@ -206,7 +206,7 @@ func TestInstallUpgradeRollbackRemove(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o755 {
 		t.Fatalf("bin/hello mode: %v %v", fi.Mode(), err)
 	}
-	want := []string{protocol.AppPending, protocol.AppDownloading, protocol.AppVerifying, protocol.AppDownloading, protocol.AppVerifying, protocol.AppInstalling, StateInstalled}
+	want := []string{protocol.AppPending, protocol.AppDownloading, protocol.AppVerifying, protocol.AppDownloading, protocol.AppVerifying, protocol.AppInstalling, protocol.AppInstalled}
 	if got := f.states(); !slices.Equal(got, want) {
 		t.Errorf("progress states = %v, want %v", got, want)
 	}
