@@ -13,6 +13,9 @@
 # v2.45.2 with `go install` when it is missing (DESIGN.md: the only nfpm
 # version that installs here). Without nfpm, falls back to dpkg-deb for the
 # .deb packages only (no .rpm).
+#
+# Environment: GO (default go); NFPM, the nfpm binary to use, or "none" to
+# force the dpkg-deb fallback.
 set -euo pipefail
 
 NFPM_VERSION=v2.45.2
@@ -54,7 +57,11 @@ find_nfpm() {
 		echo "$gobin/nfpm"
 	fi
 }
-NFPM=$(find_nfpm || true)
+if [ "${NFPM:-}" = none ]; then
+	NFPM= # forced fallback, to test it
+elif [ -z "${NFPM:-}" ]; then
+	NFPM=$(find_nfpm || true)
+fi
 if [ -z "$NFPM" ]; then
 	if ! command -v dpkg-deb >/dev/null 2>&1; then
 		echo "$0: neither nfpm (go install failed) nor dpkg-deb is available; install one of them" >&2

@@ -26,6 +26,8 @@ import (
 	"github.com/edgewarden/edgewarden/agent/identity"
 	"github.com/edgewarden/edgewarden/agent/state"
 	"github.com/edgewarden/edgewarden/protocol"
+	"github.com/edgewarden/edgewarden/protocol/access"
+	"github.com/edgewarden/edgewarden/protocol/optoken"
 )
 
 // Store is what the applier needs from the agent's local state.
@@ -48,6 +50,35 @@ type Policy struct {
 	IssuedAt      time.Time
 	ExpiresAt     time.Time
 	AppliedAt     time.Time
+
+	// Local access, compiled once from Doc (see LocalAccess). Nil Access or
+	// Tokens (a stored document this agent can no longer compile) means
+	// every local request is refused.
+	//
+	// Access decides local actions (Doc.Access.Evaluator()).
+	Access *access.Evaluator
+	// Tokens verifies operator tokens against Doc.TokenKeys and
+	// Doc.RevokedTokens. A refresh keeps the Verifier (and its cache) of
+	// the policy it renews: the content, so keys and revocations, is equal.
+	Tokens *optoken.Verifier
+	// Device is this device as an access resource, with the group paths of
+	// Doc.Access, for Access.Decide.
+	Device access.Resource
+}
+
+// LocalAccess compiles the local-access parts of a verified document: the
+// grant evaluator, the operator token verifier and the device resource. It
+// fails on a malformed access policy or token key.
+func LocalAccess(doc *protocol.DesiredState) (*access.Evaluator, *optoken.Verifier, access.Resource, error) {
+	ev, err := doc.Access.Evaluator()
+	if err != nil {
+		return nil, nil, access.Resource{}, fmt.Errorf("access policy: %w", err)
+	}
+	v, err := optoken.NewVerifier(optoken.VerifierOptions{Keys: doc.TokenKeys, Revoked: doc.RevokedTokens})
+	if err != nil {
+		return nil, nil, access.Resource{}, fmt.Errorf("token keys: %w", err)
+	}
+	return ev, v, doc.Access.Device(doc.DeviceID), nil
 }
 
 // Expired reports whether the policy has expired at now.
@@ -176,14 +207,19 @@ func policyFromStored(d *state.AppliedDoc) (*Policy, error) {
 	if doc.Revision != d.Revision {
 		return nil, fmt.Errorf("stored document: envelope has revision %d, record says %d", doc.Revision, d.Revision)
 	}
-	return &Policy{
+	p := &Policy{
 		Doc:           &doc,
 		Revision:      d.Revision,
 		ContentDigest: d.ContentDigest,
 		IssuedAt:      d.IssuedAt,
 		ExpiresAt:     d.ExpiresAt,
 		AppliedAt:     d.AppliedAt,
-	}, nil
+	}
+	// A document stored by an older agent that this one cannot compile
+	// keeps its apps in force but allows no local access (Access and
+	// Tokens stay nil) until the next document.
+	p.Access, p.Tokens, p.Device, _ = LocalAccess(&doc)
+	return p, nil
 }
 
 // Current returns the policy in force, or nil before any document was
@@ -251,10 +287,16 @@ func (a *Applier) Handle(ctx context.Context, raw []byte) Result {
 		renewed.IssuedAt, renewed.ExpiresAt = doc.IssuedAt, doc.ExpiresAt
 		rec.AppliedAt = old.AppliedAt
 		p = &Policy{Doc: &renewed, Revision: doc.Revision, ContentDigest: rec.ContentDigest,
-			IssuedAt: doc.IssuedAt, ExpiresAt: doc.ExpiresAt, AppliedAt: old.AppliedAt}
+			IssuedAt: doc.IssuedAt, ExpiresAt: doc.ExpiresAt, AppliedAt: old.AppliedAt,
+			Access: old.Access, Tokens: old.Tokens, Device: old.Device}
 	default:
+		ev, tokens, dev, err := LocalAccess(doc)
+		if err != nil {
+			return a.reject(ctx, raw, fmt.Errorf("%w: %v", protocol.ErrMalformed, err), now)
+		}
 		p = &Policy{Doc: doc, Revision: doc.Revision, ContentDigest: rec.ContentDigest,
-			IssuedAt: doc.IssuedAt, ExpiresAt: doc.ExpiresAt, AppliedAt: now}
+			IssuedAt: doc.IssuedAt, ExpiresAt: doc.ExpiresAt, AppliedAt: now,
+			Access: ev, Tokens: tokens, Device: dev}
 	}
 
 	var learned *protocol.PublicKey

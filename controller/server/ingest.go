@@ -16,6 +16,16 @@ import (
 // is logged, recorded in the audit log as a security event and dropped
 // (acknowledged), so it cannot wedge the device's outbox.
 func (s *Server) ingest(ctx context.Context, deviceID, kind string, payload []byte) error {
+	err := s.store(ctx, deviceID, kind, payload)
+	result := "stored"
+	if err != nil {
+		result = "error"
+	}
+	s.metrics.deviceMessages.WithLabelValues(kind, result).Inc()
+	return err
+}
+
+func (s *Server) store(ctx context.Context, deviceID, kind string, payload []byte) error {
 	now := time.Now().UTC()
 	switch kind {
 	case protocol.KindStatus:
@@ -51,6 +61,7 @@ func (s *Server) ingest(ctx context.Context, deviceID, kind string, payload []by
 }
 
 func (s *Server) refuse(deviceID, kind string, err error) error {
+	s.metrics.deviceMessages.WithLabelValues(kind, "refused").Inc()
 	s.log.Warn("dropped malformed device message", "device", deviceID, "kind", kind, "reason", protocol.Reason(err), "err", err)
 	_, aerr := s.db.AppendAudit(context.Background(), store.AuditEntry{
 		At: time.Now().UTC(), Actor: "device:" + deviceID, Action: "device.message-refused",

@@ -28,6 +28,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
+
 	"github.com/edgewarden/edgewarden/controller/api"
 	"github.com/edgewarden/edgewarden/controller/auth"
 	"github.com/edgewarden/edgewarden/controller/broker"
@@ -67,6 +69,9 @@ type Options struct {
 	DocumentTTL time.Duration
 	// Logger receives the controller's logs. Nil: slog.Default().
 	Logger *slog.Logger
+	// MetricsAddr, if set, serves Prometheus metrics (/metrics) and
+	// /healthz over plain HTTP; keep it on a local or management address.
+	MetricsAddr string
 	// Ready, if set, is called once both listeners accept connections.
 	Ready func(httpAddr, mqttAddr net.Addr)
 }
@@ -132,6 +137,7 @@ type Server struct {
 	authority *pki.Authority
 	compiler  *desired.Compiler
 	broker    *broker.Broker
+	metrics   *metrics
 
 	changed chan struct{} // capacity 1: a pending "recompile" request
 
@@ -176,6 +182,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer s.db.Close()
 	s.compiler = desired.New(desired.Options{Key: s.authority.SigningKey(), TTL: opts.DocumentTTL})
+	s.metrics = newMetrics(s.devicesOnline)
 
 	// Listeners first, so the advertised URLs carry the bound ports.
 	httpLn, err := net.Listen("tcp", opts.HTTPAddr)
@@ -224,8 +231,11 @@ func Run(ctx context.Context, opts Options) error {
 		HTTPURL:  advHTTP,
 		Logger:   s.log.With("component", "api"),
 	})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", healthz)
+	mux.Handle("/", a.Handler())
 	srv := &http.Server{
-		Handler:           a.Handler(),
+		Handler:           s.metrics.instrument(mux),
 		TLSConfig:         s.httpsConfig(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
@@ -244,8 +254,23 @@ func Run(ctx context.Context, opts Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	wg.Go(func() { s.reconcileLoop(ctx) })
+	wg.Go(func() { s.watchdog(ctx) })
+	var metricsSrv *http.Server
+	if opts.MetricsAddr != "" {
+		ln, err := net.Listen("tcp", opts.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("listen for metrics on %s: %w", opts.MetricsAddr, err)
+		}
+		metricsSrv = &http.Server{Handler: s.metrics.handler(), ReadHeaderTimeout: 10 * time.Second}
+		wg.Go(func() {
+			if err := metricsSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("metrics: %w", err)
+			}
+		})
+		s.log.Info("metrics listening", "addr", ln.Addr().String())
+	}
 	wg.Go(func() {
 		if err := srv.ServeTLS(httpLn, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("REST API: %w", err)
@@ -256,6 +281,7 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Ready != nil {
 		opts.Ready(httpLn.Addr(), s.broker.Addr())
 	}
+	notifySystemd(daemon.SdNotifyReady)
 
 	var runErr error
 	select {
@@ -263,9 +289,13 @@ func Run(ctx context.Context, opts Options) error {
 	case runErr = <-errc:
 	}
 	cancel()
+	notifySystemd(daemon.SdNotifyStopping)
 	shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
 	defer done()
 	_ = srv.Shutdown(shutdownCtx)
+	if metricsSrv != nil {
+		_ = metricsSrv.Shutdown(shutdownCtx)
+	}
 	wg.Wait()
 	s.log.Info("stopped")
 	return runErr
@@ -302,7 +332,9 @@ func (s *Server) reconcileLoop(ctx context.Context) {
 		case <-s.changed:
 		case <-timer.C:
 		}
+		start := time.Now()
 		next, err := s.reconcileNext(ctx)
+		s.metrics.reconcileSeconds.Observe(time.Since(start).Seconds())
 		if err != nil && ctx.Err() == nil {
 			s.log.Error("reconcile desired state; retrying", "err", err)
 			next = 5 * time.Second
@@ -375,6 +407,9 @@ func (s *Server) publish(ctx context.Context, deviceID string, env []byte) error
 	s.mu.Lock()
 	s.published[deviceID] = true
 	s.mu.Unlock()
+	if s.metrics != nil {
+		s.metrics.documentsPublish.Inc()
+	}
 	return nil
 }
 
@@ -407,4 +442,52 @@ func (s *Server) republish(ctx context.Context) error {
 func (s *Server) allowDevice(id string) bool {
 	_, err := s.db.GetDevice(context.Background(), id)
 	return err == nil
+}
+
+// devicesOnline counts devices whose last presence was online (for the
+// metrics gauge; read at scrape time).
+func (s *Server) devicesOnline() float64 {
+	devs, err := s.db.ListDevices(context.Background())
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, d := range devs {
+		if d.Online {
+			n++
+		}
+	}
+	return float64(n)
+}
+
+// notifySystemd tells systemd about the service state when the controller
+// runs under it (Type=notify); elsewhere it does nothing.
+func notifySystemd(state string) {
+	_, _ = daemon.SdNotify(false, state)
+}
+
+// watchdog feeds systemd's watchdog (WatchdogSec= in the unit) while the
+// database answers, so a wedged controller is restarted.
+func (s *Server) watchdog(ctx context.Context) {
+	interval, err := daemon.SdWatchdogEnabled(false)
+	if err != nil || interval == 0 {
+		return
+	}
+	t := time.NewTicker(interval / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			probe, cancel := context.WithTimeout(ctx, interval/3)
+			_, err := s.db.GetSetting(probe, "banner")
+			cancel()
+			if err == nil {
+				notifySystemd(daemon.SdNotifyWatchdog)
+			} else {
+				s.log.Error("health probe failed; not feeding the systemd watchdog", "err", err)
+			}
+		}
+	}
 }

@@ -125,6 +125,12 @@ CREATE TABLE audit (
 ) STRICT;
 CREATE INDEX audit_at ON audit (at);
 `,
+	// 2: access model: teams and members, custom roles (built-in roles are
+	// code, in protocol/access, and are not stored), grants, operator tokens
+	// and user invitations. Grants go with their subject and scope: deleting
+	// a user, team, group or device deletes the grants that name it. The
+	// first user (the admin made by init) gets a global admin grant.
+	accessMigration,
 }
 
 // migrate applies the migrations the database has not seen yet. A database

@@ -1,0 +1,92 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/edgewarden/edgewarden/controller/broker"
+	"github.com/edgewarden/edgewarden/controller/desired"
+	"github.com/edgewarden/edgewarden/controller/pki"
+	"github.com/edgewarden/edgewarden/controller/store"
+)
+
+// BenchmarkReconcile measures the controller's whole path for one change
+// that touches every device: snapshot from SQLite, compile, sign, store the
+// records (one transaction), publish each retained on the embedded broker.
+// Devices are not connected; BenchmarkRetainedFanout in controller/broker
+// measures delivery to 10k TLS connections.
+//
+//	go test ./controller/server -run '^$' -bench Reconcile -benchtime 5x
+func BenchmarkReconcile(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("devices=%d", n), func(b *testing.B) {
+			ctx := context.Background()
+			s := benchServer(b, n)
+			i := 0
+			for b.Loop() {
+				// A new banner changes every device's document.
+				i++
+				if err := s.db.SetSetting(ctx, "banner", fmt.Sprintf("Authorized use only (%d)", i)); err != nil {
+					b.Fatal(err)
+				}
+				if err := s.reconcile(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/float64(n), "µs/device")
+		})
+	}
+}
+
+func benchServer(b *testing.B, n int) *Server {
+	b.Helper()
+	ctx := context.Background()
+	dir := b.TempDir()
+	authority, err := pki.Init(dir, pki.InitOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	db, err := store.Open(ctx, filepath.Join(dir, DBFile))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	now := time.Now().UTC()
+	sum := sha256.Sum256([]byte("bench-token"))
+	hash := hex.EncodeToString(sum[:])
+	if _, err := db.CreateGroup(ctx, "line-1", ""); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := db.CreateEnrollToken(ctx, store.EnrollToken{Hash: hash, Groups: []string{"line-1"}, MaxUses: n, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		b.Fatal(err)
+	}
+	for i := range n {
+		if _, _, err := db.Enroll(ctx, hash, store.NewDevice{ID: fmt.Sprintf("dev-%05d", i), Labels: map[string]string{"line": fmt.Sprint(i % 50)}, At: now}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	brk, err := broker.New(broker.Options{Addr: "127.0.0.1:0", TLS: authority.MQTTServerConfig(), Logger: log,
+		Ingest: func(context.Context, string, string, []byte) error { return nil }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := brk.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { brk.Close() })
+	return &Server{
+		log: log, db: db, authority: authority, broker: brk,
+		compiler:  desired.New(desired.Options{Key: authority.SigningKey()}),
+		changed:   make(chan struct{}, 1),
+		published: map[string]bool{},
+		metrics:   newMetrics(func() float64 { return 0 }),
+	}
+}
