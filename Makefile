@@ -10,7 +10,7 @@ FUZZTIME ?= 3s
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   = -s -w -X main.version=$(VERSION)
 
-.PHONY: all build demo test vet fmt-check unit race fuzz e2e bench clean
+.PHONY: all build demo test vet fmt-check unit race fuzz e2e bench packages clean
 
 all: build
 
@@ -49,6 +49,11 @@ fuzz:
 # End-to-end: builds the real binaries and runs controller and agents as processes.
 e2e:
 	$(GO) test -count=1 -timeout 15m ./test/...
+
+# .deb and .rpm for amd64, arm64 and arm/v7 into dist/ (installs nfpm if missing).
+PKG_VERSION ?= $(shell git describe --tags --match 'v[0-9]*' 2>/dev/null | sed 's/^v//' || true)
+packages:
+	bash packaging/build-packages.sh $(or $(PKG_VERSION),0.0.0-dev)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./protocol/... ./controller/... ./agent/...

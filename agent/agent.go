@@ -23,6 +23,7 @@ import (
 	"github.com/edgewarden/edgewarden/agent/apply"
 	"github.com/edgewarden/edgewarden/agent/identity"
 	"github.com/edgewarden/edgewarden/agent/link"
+	"github.com/edgewarden/edgewarden/agent/localapi"
 	"github.com/edgewarden/edgewarden/agent/state"
 	"github.com/edgewarden/edgewarden/protocol"
 )
@@ -70,6 +71,13 @@ type Options struct {
 	// PublishTimeout bounds the wait for a broker acknowledgement. Zero
 	// means 10s.
 	PublishTimeout time.Duration
+	// Socket is the unix socket of the local API (agent/localapi). Empty:
+	// no local API. SocketGroup is the group the socket is given (name or
+	// id); empty: the agent's own group.
+	Socket, SocketGroup string
+	// LocalApps runs the local API's app operations. Nil: Apps if it
+	// implements localapi.Apps, else localapi.Unavailable.
+	LocalApps localapi.Apps
 }
 
 // Agent is the running service of one device.
@@ -80,6 +88,7 @@ type Agent struct {
 	store     *state.Store
 	applier   *apply.Applier
 	link      *link.Link
+	local     *localapi.Server // nil: no local API
 	startedAt time.Time
 
 	changed   chan struct{} // an apply, refresh or rejection: report status
@@ -148,6 +157,28 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 	if err != nil {
 		store.Close()
 		return nil, err
+	}
+	if opts.Socket != "" {
+		apps := opts.LocalApps
+		if la, ok := opts.Apps.(localapi.Apps); ok && apps == nil {
+			apps = la
+		}
+		a.local, err = localapi.New(localapi.Options{
+			Socket:       opts.Socket,
+			Group:        opts.SocketGroup,
+			DeviceID:     id.DeviceID,
+			Policy:       a.applier.Current,
+			Apps:         apps,
+			Events:       store,
+			OnEvent:      func() { notify(a.changed) },
+			AgentVersion: Version,
+			Now:          opts.Now,
+			Logger:       a.log,
+		})
+		if err != nil {
+			store.Close()
+			return nil, err
+		}
 	}
 	a.link, err = link.New(link.Options{
 		DeviceID:  id.DeviceID,
@@ -257,6 +288,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 
+	if a.local != nil {
+		// Without its socket the agent still enforces its policy; local
+		// access is unavailable (so refused) until the problem is fixed.
+		if err := a.local.Start(); err != nil {
+			a.log.Error("local API unavailable; local access is refused", "err", err)
+		} else {
+			defer a.local.Close()
+		}
+	}
 	if p := a.applier.Current(); p != nil {
 		a.reconcile <- p
 	} else {

@@ -24,7 +24,9 @@ usage() {
 	echo "usage: $0 VERSION [ARCHES]   (ARCHES: amd64 arm64 arm7, default all three)" >&2
 	exit 2
 }
-[ $# -ge 1 ] && [ $# -le 2 ] || usage
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then
+	usage
+fi
 VERSION=${1#v}
 ARCHES=${2:-amd64 arm64 arm7}
 ARCHES=${ARCHES//,/ }
@@ -32,6 +34,16 @@ if ! [[ $VERSION =~ ^[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.+-]+)?$ ]]; then
 	echo "$0: version \"$1\" is not semantic (want e.g. 1.2.3 or 1.2.3-rc.1)" >&2
 	exit 2
 fi
+
+for arch in $ARCHES; do
+	case $arch in
+	amd64 | arm64 | arm7) ;;
+	*)
+		echo "$0: unknown architecture \"$arch\" (want amd64, arm64 or arm7)" >&2
+		exit 2
+		;;
+	esac
+done
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -92,6 +104,7 @@ deb_arch() {
 build_deb_fallback() {
 	local pkg=$1 arch=$2 dist=$3 root
 	root=$(mktemp -d)
+	chmod 0755 "$root" # mktemp makes it 0700; it becomes the package's "./"
 	trap 'rm -rf "$root"' RETURN
 	mkdir -p "$root/DEBIAN" "$root/usr/bin"
 	local desc="Edgewarden command-line client"
@@ -134,11 +147,7 @@ CONTROL
 for arch in $ARCHES; do
 	case $arch in
 	amd64 | arm64) goarch=$arch goarm= ;;
-	arm7 | armhf | armv7) arch=arm7 goarch=arm goarm=7 ;;
-	*)
-		echo "$0: unknown architecture \"$arch\" (want amd64, arm64 or arm7)" >&2
-		exit 2
-		;;
+	arm7) goarch=arm goarm=7 ;;
 	esac
 	dist=dist/linux_$arch
 	echo "build $dist (GOARCH=$goarch${goarm:+ GOARM=$goarm})"

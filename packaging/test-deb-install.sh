@@ -82,6 +82,7 @@ in_root sh -c 'dpkg -i /tmp/debs/*.deb' >"$root/tmp/install.log" 2>&1 || {
 sed 's/^/    | /' "$root/tmp/install.log"
 
 phase "check the installed system"
+# shellcheck disable=SC2016 # dpkg-query formats, not shell expansions
 installed() { in_root dpkg-query -W -f='${Status}' "$1" | grep -q 'install ok installed'; }
 user_ok() { # system user, own group, no login shell, no home
 	local line uid shell
@@ -91,6 +92,7 @@ user_ok() { # system user, own group, no login shell, no home
 	[ "$uid" -lt 1000 ] && [ "${shell##*/}" = nologin ] && in_root getent group edgewarden >/dev/null
 }
 stat_is() { [ "$(in_root stat -c "$2" "$1")" = "$3" ]; }
+# shellcheck disable=SC2016
 conffile() { in_root dpkg-query -W -f='${Conffiles}\n' "$1" | grep -q " $2 "; }
 for pkg in edgewarden-agent edgewarden-controller edgewarden-cli; do
 	ls "$root/tmp/debs/${pkg}_"*.deb >/dev/null 2>&1 || continue

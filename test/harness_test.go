@@ -148,9 +148,14 @@ type plant struct {
 	ctl        *proc
 	agents     map[string]*proc
 	fingerprnt string
+	serveArgs  []string // extra flags for `serve`
 }
 
-func newPlant(t *testing.T) *plant {
+func newPlant(t *testing.T) *plant { return newPlantWith(t, nil) }
+
+// newPlantWith is newPlant with a hook that runs after init and before the
+// controller starts; it returns extra flags for `serve`.
+func newPlantWith(t *testing.T, beforeServe func(*plant) []string) *plant {
 	t.Helper()
 	dir := t.TempDir()
 	p := &plant{t: t, dir: dir, ctlDir: filepath.Join(dir, "ctl"), httpAddr: freeAddr(t), mqttAddr: freeAddr(t),
@@ -168,6 +173,9 @@ func newPlant(t *testing.T) *plant {
 		t.Fatalf("ca-fingerprint: %s", fp)
 	}
 	p.fingerprnt = strings.TrimSpace(fp)
+	if beforeServe != nil {
+		p.serveArgs = beforeServe(p)
+	}
 	p.startController()
 	p.login("admin", "correct horse battery staple")
 	return p
@@ -175,7 +183,8 @@ func newPlant(t *testing.T) *plant {
 
 func (p *plant) startController() {
 	p.t.Helper()
-	p.ctl = start(p.t, "controller", bin.controller, "serve", "--data", p.ctlDir, "--http", p.httpAddr, "--mqtt", p.mqttAddr)
+	args := append([]string{bin.controller, "serve", "--data", p.ctlDir, "--http", p.httpAddr, "--mqtt", p.mqttAddr}, p.serveArgs...)
+	p.ctl = start(p.t, "controller", args...)
 	eventually(p.t, 20*time.Second, func() (bool, string) {
 		if p.ctl.exited() {
 			p.t.Fatalf("controller exited:\n%s", p.ctl.logs.String())

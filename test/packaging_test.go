@@ -288,6 +288,30 @@ func TestDefaultAgentConfigAccepted(t *testing.T) {
 	}
 }
 
+// TestDefaultControllerConfigMatchesFlags holds controller.yaml to its
+// rule: every key is a `serve` flag with "_" for "-", so a flag overrides
+// the key of the same name.
+func TestDefaultControllerConfigMatchesFlags(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(packagingDir, "config", "controller.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	help, err := exec.Command(bin.controller, "serve", "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("serve --help: %v\n%s", err, help)
+	}
+	keys := regexp.MustCompile(`(?m)^([a-z_]+):`).FindAllStringSubmatch(string(b), -1)
+	if len(keys) == 0 {
+		t.Fatal("controller.yaml sets no option")
+	}
+	for _, k := range keys {
+		flag := "--" + strings.ReplaceAll(k[1], "_", "-") + " "
+		if !bytes.Contains(help, []byte(flag)) {
+			t.Errorf("controller.yaml key %s: `serve --help` has no %s", k[1], flag)
+		}
+	}
+}
+
 // TestDefaultControllerConfigAccepted does the same for controller.yaml once
 // `serve` reads a config file.
 func TestDefaultControllerConfigAccepted(t *testing.T) {

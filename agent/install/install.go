@@ -42,7 +42,6 @@ import (
 	"github.com/edgewarden/edgewarden/protocol/manifest"
 )
 
-
 // Errors by phase; match them with errors.Is. One function upstream decides
 // retry or fail from these.
 var (
@@ -244,7 +243,9 @@ func (in *Installer) artifact(ctx context.Context, m *manifest.Manifest, art man
 			os.Remove(part) // verified but unusable: fetching it again cannot help
 			return err
 		}
-		return os.Remove(part)
+		// Keep the verified archive: it is the signed record of what the
+		// unpacked files must be (agent/sideload checks them against it).
+		return keepArchive(part, build, art.SHA256)
 	}
 	dst := filepath.Join(build, filepath.FromSlash(art.Path))
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
@@ -386,7 +387,10 @@ func unpack(archive, format, dir string) error {
 			if err != nil {
 				return fmt.Errorf("%w: archive entry %s: %v", ErrArtifact, name, err)
 			}
-			_, err = io.Copy(out, tr)
+			err = out.Chmod(mode) // exactly the archive's mode, whatever the umask
+			if err == nil {
+				_, err = io.Copy(out, tr)
+			}
 			if cerr := out.Close(); err == nil {
 				err = cerr
 			}
@@ -467,7 +471,15 @@ func (in *Installer) prune(appDir string) {
 			keep--
 			continue
 		}
-		if err := os.RemoveAll(filepath.Join(appDir, "versions", v.String())); err != nil {
+		// Rename first so the version disappears at once (agent/sideload
+		// would take a half-removed tree for tampering).
+		dir := filepath.Join(appDir, "versions", v.String())
+		trash := filepath.Join(appDir, "versions", ".removing-"+v.String())
+		os.RemoveAll(trash)
+		if err := os.Rename(dir, trash); err == nil {
+			dir = trash
+		}
+		if err := os.RemoveAll(dir); err != nil {
 			in.log.Warn("remove old app version", "app", filepath.Base(appDir), "version", v, "err", err)
 		}
 	}
@@ -595,6 +607,26 @@ func (in *Installer) Recover() error {
 		if err := in.switchCurrent(appDir, vs[0].String()); err != nil {
 			return fmt.Errorf("recover %s: %w", e.Name(), err)
 		}
+	}
+	return nil
+}
+
+// ArchivesDir is where, inside an app version directory, the installer
+// keeps each verified archive it unpacked, named by its SHA-256 (hex).
+const ArchivesDir = metaDir + "/archives"
+
+// keepArchive moves a verified, unpacked archive to
+// build/.edgewarden/archives/SHA256, read-only.
+func keepArchive(part, build, digest string) error {
+	dir := filepath.Join(build, filepath.FromSlash(ArchivesDir))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("%w: %v", ErrInstall, err)
+	}
+	if err := os.Chmod(part, 0o444); err != nil {
+		return fmt.Errorf("%w: %v", ErrInstall, err)
+	}
+	if err := os.Rename(part, filepath.Join(dir, digest)); err != nil {
+		return fmt.Errorf("%w: keep archive: %v", ErrInstall, err)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +25,10 @@ type config struct {
 	OutboxInterval    time.Duration `yaml:"outbox_interval"`
 	Socket            string        `yaml:"socket"`   // default /run/edgewarden/agent.sock
 	AppsDir           string        `yaml:"apps_dir"` // default STATE/apps
+
+	// SocketGroup is the group given the local API socket (mode 0660);
+	// default: the agent's own group.
+	SocketGroup string `yaml:"socket_group"`
 }
 
 func loadConfig(path string) (*config, error) {
@@ -84,6 +89,8 @@ func newRunCmd() *cobra.Command {
 				Logger:            log,
 				HeartbeatInterval: cfg.HeartbeatInterval,
 				OutboxInterval:    cfg.OutboxInterval,
+				Socket:            cmp.Or(cfg.Socket, agent.DefaultSocket),
+				SocketGroup:       cfg.SocketGroup,
 			})
 			if err != nil {
 				return err

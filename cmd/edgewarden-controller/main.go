@@ -143,6 +143,7 @@ func serveCmd(stderr io.Writer) *cobra.Command {
 	c.Flags().StringVar(&opts.DataDir, "data", "", "data directory made by init")
 	c.Flags().StringVar(&opts.HTTPAddr, "http", server.DefaultHTTPAddr, "listen address of the REST API (HTTPS)")
 	c.Flags().StringVar(&opts.MQTTAddr, "mqtt", server.DefaultMQTTAddr, "listen address of the embedded MQTT broker (mutual TLS)")
+	c.Flags().StringVar(&opts.BrokerURL, "broker-url", "", "use this external MQTT broker (e.g. tls://mqtt.plant.example:8883, see packaging/mosquitto) instead of the embedded one")
 	c.Flags().StringVar(&opts.AdvertiseHTTP, "advertise-http", "", "REST URL given to enrolling agents (default: https:// + the bound --http address)")
 	c.Flags().StringVar(&opts.AdvertiseMQTT, "advertise-mqtt", "", "broker URL given to enrolling agents (default: tls:// + the bound --mqtt address)")
 	c.Flags().StringVar(&opts.MetricsAddr, "metrics", "", "serve Prometheus /metrics and /healthz over plain HTTP on this address (e.g. 127.0.0.1:9464); off when empty")

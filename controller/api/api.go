@@ -23,7 +23,9 @@ import (
 	"time"
 
 	"github.com/edgewarden/edgewarden/controller/auth"
+	"github.com/edgewarden/edgewarden/controller/authz"
 	"github.com/edgewarden/edgewarden/controller/store"
+	"github.com/edgewarden/edgewarden/protocol/optoken"
 )
 
 // Defaults for Options fields left zero.
@@ -59,6 +61,23 @@ type Options struct {
 	// DeviceCertValidity is the validity of device certificates. Zero
 	// means DefaultDeviceCertValidity.
 	DeviceCertValidity time.Duration
+
+	// Apps and Catalog serve trusted publishers, app pushes, assignments
+	// and artifact downloads (apps.go). Nil: those endpoints answer 503.
+	Apps    AppStore
+	Catalog AppCatalog
+
+	// Authz decides every request (access.go). Nil: built from Store when
+	// it implements authz.Source (as *store.DB does); otherwise every
+	// authorized request fails.
+	Authz *authz.Authorizer
+	// Access stores users, teams, roles, grants, invitations and operator
+	// tokens (access.go). Nil: Store, when it implements AccessStore;
+	// otherwise those endpoints answer 501.
+	Access AccessStore
+	// TokenSigner signs operator tokens (`tokens issue`). Nil: issuing
+	// answers 501.
+	TokenSigner *optoken.Signer
 }
 
 // API serves the REST API. Create it with New; it holds no goroutines.
@@ -69,6 +88,8 @@ type API struct {
 	mux  *http.ServeMux
 
 	logins loginThrottle
+	apps   appLock
+	authz  *authz.Authorizer
 }
 
 // New returns the API for opts.
@@ -86,6 +107,7 @@ func New(opts Options) *API {
 		opts.DeviceCertValidity = DefaultDeviceCertValidity
 	}
 	a := &API{opts: opts, log: opts.Logger, now: opts.Now, mux: http.NewServeMux()}
+	a.initAccess()
 	a.routes()
 	return a
 }
@@ -125,6 +147,8 @@ func (a *API) routes() {
 	authed("DELETE /api/v1/groups/{name}/includes/{child}", a.excludeGroup)
 
 	authed("GET /api/v1/status", a.fleetStatus)
+	a.appRoutes()
+	a.accessRoutes()
 
 	a.mux.Handle("/", a.serve(func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "no such endpoint: %s %s (see the apiv1 package for the endpoints)", r.Method, r.URL.Path)
@@ -261,6 +285,9 @@ func randomHex(n int) string {
 
 // changed tells the compiler that documents must be recompiled.
 func (a *API) changed() {
+	if a.authz != nil {
+		a.authz.Invalidate()
+	}
 	if a.opts.Changed != nil {
 		a.opts.Changed()
 	}

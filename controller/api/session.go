@@ -3,13 +3,16 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/edgewarden/edgewarden/controller/apiv1"
 	"github.com/edgewarden/edgewarden/controller/auth"
+	"github.com/edgewarden/edgewarden/controller/authz"
 	"github.com/edgewarden/edgewarden/controller/store"
+	"github.com/edgewarden/edgewarden/protocol/access"
 )
 
 // principal is who makes an authenticated request.
@@ -58,37 +61,88 @@ func (a *API) authenticate(r *http.Request) (principal, error) {
 	return principal{User: u.Name}, nil
 }
 
-// Actions the API asks authorize about. Issue 3 maps them onto the access
-// catalogue in protocol/access.
+// Actions the API asks authorize about: names from the access catalogue
+// (protocol/access).
 const (
-	actEnrollTokensManage = "controller:enroll-tokens"
-	actDeviceView         = "device:view"
-	actDeviceManage       = "device:manage"
-	actGroupView          = "device-group:view"
-	actGroupCreate        = "controller:create-device-group"
-	actGroupManage        = "device-group:manage"
-	actGroupMembers       = "device-group:manage-members"
-	actFleetView          = "controller:fleet-status"
+	actEnrollTokensManage = string(access.ControllerEnroll)
+	actDeviceView         = string(access.DeviceView)
+	actDeviceManage       = string(access.DeviceManage)
+	actGroupView          = string(access.DeviceGroupView)
+	actGroupCreate        = string(access.ControllerCreateDeviceGroup)
+	actGroupDelete        = string(access.DeviceGroupDelete)
+	actGroupMembers       = string(access.DeviceGroupManageMembers)
+	actGroupShare         = string(access.DeviceGroupShare)
+	actAppView            = string(access.AppView)
+	actAppPublish         = string(access.AppPublish)
+	actAppDeploy          = string(access.AppDeploy)
+	actAppDeleteVersion   = string(access.AppDeleteVersion)
+	actManageUsers        = string(access.ControllerManageUsers)
+	actManageRoles        = string(access.ControllerManageRoles)
+	actManageTokens       = string(access.ControllerManageTokens)
+	actSettings           = string(access.ControllerSettings)
+	actAudit              = string(access.ControllerAudit)
+	actTrust              = string(access.ControllerTrust)
 )
 
-// Resources named in authorize calls.
+// Resources named in authorize calls: "controller", or "<type>:<id>" with
+// type device, device-group or app. The id "*" means "some of them" (a
+// listing): authorize lets every active user through and the handler
+// filters the list with View.Allowed.
 const resController = "controller"
 
 func resDevice(id string) string   { return "device:" + id }
 func resGroup(name string) string  { return "device-group:" + name }
+func resApp(name string) string    { return "app:" + name }
 func resDevices() string           { return "device:*" }
 func resGroups() string            { return "device-group:*" }
+func resApps() string              { return "app:*" }
 func resEnrollToken(string) string { return resController }
 
+var _ = []func(string) string{resApp}
+var _ = []func() string{resApps}
+
+// view returns the current access view (compiled evaluator and ancestry).
+func (a *API) view(ctx context.Context) (*authz.View, error) {
+	if a.authz == nil {
+		return nil, errors.New("api: no authorizer configured (Options.Authz, or a Store that implements authz.Source)")
+	}
+	return a.authz.View(ctx)
+}
+
 // authorize decides whether the request's user may perform action on
-// resource. Every handler that needs a session calls it before doing
-// anything. For now any authenticated, active user may do everything; the
-// access evaluator (issue 3) replaces this body.
+// resource (see resDevice etc.), with the access evaluator compiled from
+// the store's roles, grants, users and teams and the fleet's group
+// ancestry. Every handler that needs a session calls it before doing
+// anything. A refusal is 403 with the evaluator's reason, and is audited.
 func (a *API) authorize(r *http.Request, action, resource string) error {
-	if _, ok := principalOf(r); !ok {
+	p, ok := principalOf(r)
+	if !ok {
 		return errorf(http.StatusUnauthorized, "not logged in: %s on %s needs a session; run `edgewarden login`", action, resource)
 	}
+	act, err := access.ParseAction(action)
+	if err != nil {
+		return fmt.Errorf("api: authorize: %w", err) // a programming error: 500
+	}
+	typ, id, _ := strings.Cut(resource, ":")
+	if id == "*" {
+		return nil // a listing: the handler filters
+	}
+	v, err := a.view(r.Context())
+	if err != nil {
+		return err
+	}
+	d := v.Decide(p.User, act, v.Resource(access.ResourceType(typ), id))
+	if !d.Allowed {
+		return a.denied(r, act, v.Resource(access.ResourceType(typ), id), d)
+	}
 	return nil
+}
+
+// denied audits a refused request and returns its 403.
+func (a *API) denied(r *http.Request, act access.Action, res access.Resource, d access.Decision) error {
+	p, _ := principalOf(r)
+	a.auditAs(r, p.User, store.AuditAccess, "access.denied", res.String(), string(act)+": "+d.Reason)
+	return errorf(http.StatusForbidden, "%s may not %s on %s: %s; ask an admin for a grant (see `edgewarden access explain`)", p.User, act, res, d.Reason)
 }
 
 // audit appends one entry for a change made by the request's user. The

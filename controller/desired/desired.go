@@ -206,10 +206,9 @@ func (c *Compiler) build(snap *store.Snapshot, m *fleet.Membership, dev *store.D
 	//                     groups, the device itself, and its apps);
 	//   doc.TokenKeys     operator-token verification keys;
 	//   doc.RevokedTokens revoked operator-token ids;
-	//   doc.Publishers    trusted publisher keys;
-	//   doc.Apps          app versions assigned to its groups, with manifests;
 	//   doc.Sideload      per-group overrides of the global policy;
 	//   doc.NextControllerKey during a key rotation.
+	apps(snap, groups, doc) // doc.Apps and doc.Publishers (apps.go)
 	return doc
 }
 

@@ -83,7 +83,7 @@ func benchServer(b *testing.B, n int) *Server {
 	}
 	b.Cleanup(func() { brk.Close() })
 	return &Server{
-		log: log, db: db, authority: authority, broker: brk,
+		log: log, db: db, authority: authority, transport: brk,
 		compiler:  desired.New(desired.Options{Key: authority.SigningKey()}),
 		changed:   make(chan struct{}, 1),
 		published: map[string]bool{},

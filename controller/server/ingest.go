@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -18,7 +19,14 @@ import (
 func (s *Server) ingest(ctx context.Context, deviceID, kind string, payload []byte) error {
 	err := s.store(ctx, deviceID, kind, payload)
 	result := "stored"
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		// A deleted device still connected to an external broker (which
+		// cannot be told to drop it): nothing to store, and refusing the
+		// message would only make the broker send it again.
+		s.log.Warn("dropped message from an unknown or deleted device", "device", deviceID, "kind", kind)
+		err, result = nil, "refused"
+	case err != nil:
 		result = "error"
 	}
 	s.metrics.deviceMessages.WithLabelValues(kind, result).Inc()

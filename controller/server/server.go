@@ -32,7 +32,6 @@ import (
 
 	"github.com/edgewarden/edgewarden/controller/api"
 	"github.com/edgewarden/edgewarden/controller/auth"
-	"github.com/edgewarden/edgewarden/controller/broker"
 	"github.com/edgewarden/edgewarden/controller/desired"
 	"github.com/edgewarden/edgewarden/controller/pki"
 	"github.com/edgewarden/edgewarden/controller/store"
@@ -61,6 +60,12 @@ type Options struct {
 	// MQTTAddr is where the embedded broker listens (MQTT over mutual TLS).
 	// Empty: DefaultMQTTAddr.
 	MQTTAddr string
+	// BrokerURL, when set, uses an external MQTT broker (mosquitto, EMQX,
+	// ...; see packaging/mosquitto) instead of the embedded one: the
+	// controller connects as a client with its controller certificate, and
+	// MQTTAddr is not used. Enrolling agents are told AdvertiseMQTT, or
+	// BrokerURL when that is empty.
+	BrokerURL string
 	// AdvertiseHTTP and AdvertiseMQTT are the URLs enrolling agents are
 	// told to use. Empty: derived from the bound listen addresses.
 	AdvertiseHTTP, AdvertiseMQTT string
@@ -73,7 +78,7 @@ type Options struct {
 	// /healthz over plain HTTP; keep it on a local or management address.
 	MetricsAddr string
 	// Ready, if set, is called once both listeners accept connections.
-	Ready func(httpAddr, mqttAddr net.Addr)
+	Ready func(httpAddr net.Addr, mqttURL string)
 }
 
 // InitOptions configure Init.
@@ -136,7 +141,7 @@ type Server struct {
 	db        *store.DB
 	authority *pki.Authority
 	compiler  *desired.Compiler
-	broker    *broker.Broker
+	transport transport
 	metrics   *metrics
 
 	changed chan struct{} // capacity 1: a pending "recompile" request
@@ -191,20 +196,11 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer httpLn.Close()
 
-	s.broker, err = broker.New(broker.Options{
-		Addr:        opts.MQTTAddr,
-		TLS:         s.authority.MQTTServerConfig(),
-		AllowDevice: s.allowDevice,
-		Ingest:      s.ingest,
-		Logger:      s.log,
-	})
+	mqttURL, err := s.startTransport(ctx)
 	if err != nil {
 		return err
 	}
-	if err := s.broker.Start(); err != nil {
-		return fmt.Errorf("start the MQTT broker on %s: %w (use --mqtt to pick another address)", opts.MQTTAddr, err)
-	}
-	defer s.broker.Close()
+	defer s.transport.Close()
 
 	advHTTP := opts.AdvertiseHTTP
 	if advHTTP == "" {
@@ -212,7 +208,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	advMQTT := opts.AdvertiseMQTT
 	if advMQTT == "" {
-		advMQTT = "tls://" + s.broker.Addr().String()
+		advMQTT = mqttURL
 	}
 
 	a := api.New(api.Options{
@@ -277,9 +273,9 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	})
 
-	s.log.Info("ready", "http", httpLn.Addr().String(), "mqtt", s.broker.Addr().String(), "data", opts.DataDir)
+	s.log.Info("ready", "http", httpLn.Addr().String(), "mqtt", mqttURL, "data", opts.DataDir)
 	if opts.Ready != nil {
-		opts.Ready(httpLn.Addr(), s.broker.Addr())
+		opts.Ready(httpLn.Addr(), mqttURL)
 	}
 	notifySystemd(daemon.SdNotifyReady)
 
@@ -388,10 +384,10 @@ func (s *Server) reconcileNext(ctx context.Context) (time.Duration, error) {
 	}
 	s.mu.Unlock()
 	for _, id := range stale {
-		if err := s.broker.Publish(ctx, protocol.DesiredTopic(id), nil, true); err != nil {
+		if err := s.transport.Publish(ctx, protocol.DesiredTopic(id), nil, true); err != nil {
 			return 0, fmt.Errorf("clear desired state of %s: %w", id, err)
 		}
-		s.broker.DisconnectDevice(id)
+		s.transport.DisconnectDevice(id)
 		s.mu.Lock()
 		delete(s.published, id)
 		s.mu.Unlock()
@@ -401,7 +397,7 @@ func (s *Server) reconcileNext(ctx context.Context) (time.Duration, error) {
 }
 
 func (s *Server) publish(ctx context.Context, deviceID string, env []byte) error {
-	if err := s.broker.Publish(ctx, protocol.DesiredTopic(deviceID), env, true); err != nil {
+	if err := s.transport.Publish(ctx, protocol.DesiredTopic(deviceID), env, true); err != nil {
 		return fmt.Errorf("publish desired state of %s: %w", deviceID, err)
 	}
 	s.mu.Lock()

@@ -26,6 +26,12 @@ func (db *DB) Snapshot(ctx context.Context) (*Snapshot, error) {
 		if s.Settings, err = listSettings(ctx, tx); err != nil {
 			return err
 		}
+		if err := readAccess(ctx, tx, s, db.now()); err != nil {
+			return err
+		}
+		if err := snapshotApps(ctx, tx, s); err != nil {
+			return err
+		}
 		s.Desired = map[string]DesiredRecord{}
 		rows, err := tx.QueryContext(ctx, `SELECT device_id, revision, digest, issued_at, expires_at, envelope FROM desired`)
 		if err != nil {

@@ -129,4 +129,20 @@ type Snapshot struct {
 	// document, by device id, including deleted devices (so a re-enrolled
 	// device continues from a higher revision).
 	Desired map[string]DesiredRecord
+
+	// Access (see AccessInput): every user (no password hashes), team,
+	// custom role and grant, and the revoked operator tokens that have not
+	// expired yet.
+	Users         []User
+	Teams         []Team
+	Roles         []Role // custom roles only; built-ins are access.BuiltinRoles
+	Grants        []Grant
+	RevokedTokens []OperatorToken
+
+	// Apps (see apps.go): trusted publishers with their trusted keys only
+	// (removed publishers and keys left out), every app assignment, and
+	// every app version assigned somewhere.
+	Publishers  []Publisher
+	Assignments []Assignment
+	AppVersions []AppVersion
 }

@@ -1,3 +1,19 @@
+CREATE TRIGGER device_groups_delete_grants AFTER DELETE ON device_groups BEGIN
+	DELETE FROM grants WHERE scope_kind = 'device-group' AND scope_name = OLD.name;
+END;
+
+CREATE TRIGGER devices_delete_grants AFTER DELETE ON devices BEGIN
+	DELETE FROM grants WHERE scope_kind = 'device' AND scope_name = OLD.id;
+END;
+
+CREATE TRIGGER teams_delete_grants AFTER DELETE ON teams BEGIN
+	DELETE FROM grants WHERE subject_kind = 'team' AND subject_name = OLD.name;
+END;
+
+CREATE TRIGGER users_delete_grants AFTER DELETE ON users BEGIN
+	DELETE FROM grants WHERE subject_kind = 'user' AND subject_name = OLD.name;
+END;
+
 CREATE TABLE audit (
 	id     INTEGER PRIMARY KEY AUTOINCREMENT,
 	at     INTEGER NOT NULL,
@@ -69,6 +85,18 @@ CREATE TABLE events (
 	UNIQUE (device_id, event_id)
 ) STRICT;
 
+CREATE TABLE grants (
+	id           TEXT PRIMARY KEY,
+	subject_kind TEXT NOT NULL CHECK (subject_kind IN ('user', 'team')),
+	subject_name TEXT NOT NULL,
+	role         TEXT NOT NULL,
+	scope_kind   TEXT NOT NULL CHECK (scope_kind IN ('global', 'device-group', 'device', 'app')),
+	scope_name   TEXT NOT NULL DEFAULT '',
+	created_by   TEXT NOT NULL,
+	created_at   INTEGER NOT NULL,
+	UNIQUE (subject_kind, subject_name, role, scope_kind, scope_name)
+) STRICT;
+
 CREATE TABLE group_devices (
 	group_name TEXT NOT NULL REFERENCES device_groups (name) ON DELETE CASCADE,
 	device_id  TEXT NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
@@ -82,6 +110,33 @@ CREATE TABLE group_includes (
 	CHECK (parent <> child)
 ) STRICT, WITHOUT ROWID;
 
+CREATE TABLE invitations (
+	user_name  TEXT PRIMARY KEY REFERENCES users (name) ON DELETE CASCADE,
+	token_hash TEXT NOT NULL UNIQUE,
+	expires_at INTEGER NOT NULL,
+	created_by TEXT NOT NULL,
+	created_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE operator_tokens (
+	id         TEXT PRIMARY KEY,
+	user_name  TEXT NOT NULL,
+	issued_at  INTEGER NOT NULL,
+	expires_at INTEGER NOT NULL,
+	revoked_at INTEGER NOT NULL DEFAULT 0,
+	revoked_by TEXT NOT NULL DEFAULT '',
+	CHECK (expires_at > issued_at)
+) STRICT;
+
+CREATE TABLE roles (
+	name        TEXT PRIMARY KEY,
+	description TEXT NOT NULL DEFAULT '',
+	actions     TEXT NOT NULL,
+	shareable   INTEGER NOT NULL DEFAULT 0,
+	created_at  INTEGER NOT NULL,
+	updated_at  INTEGER NOT NULL
+) STRICT;
+
 CREATE TABLE schema_migrations (
 	version    INTEGER PRIMARY KEY,
 	applied_at INTEGER NOT NULL
@@ -90,6 +145,17 @@ CREATE TABLE schema_migrations (
 CREATE TABLE settings (
 	key   TEXT PRIMARY KEY,
 	value TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE team_members (
+	team      TEXT NOT NULL REFERENCES teams (name) ON DELETE CASCADE,
+	user_name TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+	PRIMARY KEY (team, user_name)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE teams (
+	name       TEXT PRIMARY KEY,
+	created_at INTEGER NOT NULL
 ) STRICT;
 
 CREATE TABLE users (
@@ -103,7 +169,15 @@ CREATE INDEX audit_at ON audit (at);
 
 CREATE INDEX events_at ON events (at);
 
+CREATE INDEX grants_role ON grants (role);
+
+CREATE INDEX grants_scope ON grants (scope_kind, scope_name);
+
 CREATE INDEX group_devices_device ON group_devices (device_id);
 
 CREATE INDEX group_includes_child ON group_includes (child);
+
+CREATE INDEX operator_tokens_user ON operator_tokens (user_name);
+
+CREATE INDEX team_members_user ON team_members (user_name);
 
