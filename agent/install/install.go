@@ -298,7 +298,7 @@ func (in *Installer) download(ctx context.Context, m *manifest.Manifest, art man
 		}
 		// Read at most one byte past the declared size: enough to tell a
 		// longer stream, never more.
-		n, err := io.CopyBuffer(io.MultiWriter(f, h), io.LimitReader(rc, art.Size-have+1), buf)
+		n, err := copyHashed(f, h, rc, art.Size-have+1)
 		rc.Close()
 		have += n
 		if have > art.Size {
@@ -682,4 +682,48 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// InstalledApp is the current version of an installed app as it was
+// verified at install time: the exact manifest and signature bytes.
+type InstalledApp struct {
+	Name, Version string
+	Manifest      []byte
+	Signature     []byte
+}
+
+// CurrentApp returns the current version of an app with its manifest and
+// signature, or (nil, nil) if the app is not installed.
+func (in *Installer) CurrentApp(name string) (*InstalledApp, error) {
+	v, err := in.Current(name)
+	if err != nil || v == "" {
+		return nil, err
+	}
+	meta := filepath.Join(in.opts.AppsDir, name, "versions", v, metaDir)
+	raw, err := os.ReadFile(filepath.Join(meta, "manifest.json"))
+	if err != nil {
+		return nil, fmt.Errorf("read installed manifest of %s@%s: %w", name, v, err)
+	}
+	sig, err := os.ReadFile(filepath.Join(meta, "signature"))
+	if err != nil {
+		return nil, fmt.Errorf("read installed signature of %s@%s: %w", name, v, err)
+	}
+	return &InstalledApp{Name: name, Version: v, Manifest: raw, Signature: sig}, nil
+}
+
+// Activate makes an already installed, complete version current again (a
+// rollback after a version failed to start). It does not verify anything:
+// the version was verified when it was installed.
+func (in *Installer) Activate(name, version string) error {
+	if !manifest.NamePattern.MatchString(name) {
+		return fmt.Errorf("activate: app name %q is not valid", name)
+	}
+	if _, err := manifest.ParseVersion(version); err != nil {
+		return fmt.Errorf("activate %s: %w", name, err)
+	}
+	appDir := filepath.Join(in.opts.AppsDir, name)
+	if _, err := os.Stat(filepath.Join(appDir, "versions", version, metaDir, "manifest.json")); err != nil {
+		return fmt.Errorf("%w: activate %s@%s: not installed: %v", ErrInstall, name, version, err)
+	}
+	return in.switchCurrent(appDir, version)
 }

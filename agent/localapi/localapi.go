@@ -28,6 +28,23 @@
 //	GET  /v1/authorize?action=A      the same, for nginx auth_request (any
 //	                                 method works with ?action=)
 //
+// In front of an app's web UI, nginx asks the agent on every request (the
+// client sends its operator token as "Authorization: Bearer ..."; the
+// allowed user comes back in the X-Edgewarden-User header):
+//
+//	location / {
+//	    auth_request /_edgewarden;
+//	    auth_request_set $ew_user $upstream_http_x_edgewarden_user;
+//	    proxy_set_header X-Remote-User $ew_user;
+//	    proxy_pass http://127.0.0.1:8080;
+//	}
+//	location = /_edgewarden {
+//	    internal;
+//	    proxy_pass http://unix:/run/edgewarden/agent.sock:/v1/authorize?action=device:app-access;
+//	    proxy_pass_request_body off;
+//	    proxy_set_header Content-Length "";
+//	}
+//
 // The socket is created with mode 0660: its owner is the agent's user, its
 // group the agent's group (or Options.Group), so local users and services
 // in that group may connect; everyone else cannot. Connecting only reaches

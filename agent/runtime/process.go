@@ -137,11 +137,12 @@ func (d *Process) Start(ctx context.Context, app App) error {
 		return fmt.Errorf("start %s@%s: command %s is not an executable file; set its artifact mode (e.g. 0755) in the manifest", app.Name, app.Version, app.Exec.Command)
 	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.closed {
+		d.mu.Unlock()
 		return errors.New("process driver is closed")
 	}
 	if p := d.apps[app.Name]; p != nil && !isDone(p.done) {
+		d.mu.Unlock()
 		if p.app.Version == app.Version && !p.stopping {
 			return nil
 		}
@@ -158,7 +159,13 @@ func (d *Process) Start(ctx context.Context, app App) error {
 	d.apps[app.Name] = p
 	started := make(chan error, 1)
 	go d.supervise(p, started)
+	d.mu.Unlock()
 	if err := <-started; err != nil {
+		d.mu.Lock()
+		if d.apps[app.Name] == p {
+			delete(d.apps, app.Name)
+		}
+		d.mu.Unlock()
 		return err
 	}
 	return nil

@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/edgewarden/edgewarden/cmd/internal/flagconfig"
 	"github.com/edgewarden/edgewarden/controller/pki"
 	"github.com/edgewarden/edgewarden/controller/server"
 )
@@ -121,14 +122,18 @@ func initCmd(stdout io.Writer) *cobra.Command {
 
 func serveCmd(stderr io.Writer) *cobra.Command {
 	var opts server.Options
-	var logFormat, logLevel string
+	var logFormat, logLevel, configFile string
 	c := &cobra.Command{
-		Use:   "serve --data DIR [--http ADDR] [--mqtt ADDR]",
+		Use:   "serve --data DIR [--http ADDR] [--mqtt ADDR] [--config FILE]",
 		Short: "Run the controller: HTTPS REST API and the embedded MQTT broker (mutual TLS)",
 		Example: `  edgewarden-controller serve --data /var/lib/edgewarden-controller
   edgewarden-controller serve --data ./ctl --http 0.0.0.0:8443 --mqtt 0.0.0.0:8883 --advertise-mqtt tls://ctl.plant.example:8883`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Flags beat EDGEWARDEN_* variables, which beat the file.
+			if err := flagconfig.Apply(cmd.Flags(), flagconfig.Options{File: configFile, EnvPrefix: "EDGEWARDEN_", Skip: []string{"config"}}); err != nil {
+				return usageError{err}
+			}
 			if opts.DataDir == "" {
 				return usageError{errors.New("--data DIR is required")}
 			}
@@ -141,6 +146,7 @@ func serveCmd(stderr io.Writer) *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&opts.DataDir, "data", "", "data directory made by init")
+	c.Flags().StringVar(&configFile, "config", "", "YAML config file (e.g. /etc/edgewarden/controller.yaml); keys are flag names with _ for -, EDGEWARDEN_<KEY> variables override it")
 	c.Flags().StringVar(&opts.HTTPAddr, "http", server.DefaultHTTPAddr, "listen address of the REST API (HTTPS)")
 	c.Flags().StringVar(&opts.MQTTAddr, "mqtt", server.DefaultMQTTAddr, "listen address of the embedded MQTT broker (mutual TLS)")
 	c.Flags().StringVar(&opts.BrokerURL, "broker-url", "", "use this external MQTT broker (e.g. tls://mqtt.plant.example:8883, see packaging/mosquitto) instead of the embedded one")

@@ -51,6 +51,10 @@ func run(ctx context.Context, args []string, e env) int {
 		return exitOK
 	}
 	code := exitFailure
+	var xe interface{ ExitCode() int } // e.g. 3 for "denied"
+	if errors.As(err, &xe) {
+		code = xe.ExitCode()
+	}
 	var ue usageError
 	if errors.As(err, &ue) || isCobraUsageError(err) {
 		code = exitUsage
@@ -96,6 +100,9 @@ takes -o json (stable snake_case fields) and otherwise prints a table.`,
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(a.loginCmd(), a.enrollTokensCmd(), a.devicesCmd(), a.groupsCmd(), a.statusCmd())
+	root.AddCommand(a.localCmd())
+	root.AddCommand(a.accessCmds()...) // access.go
+	root.AddCommand(a.publishersCmd(), a.appsCmd())
 	return root
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/edgewarden/edgewarden/controller/desired"
 	"github.com/edgewarden/edgewarden/controller/store"
 	"github.com/edgewarden/edgewarden/protocol"
+	"github.com/edgewarden/edgewarden/protocol/access"
 	"github.com/edgewarden/edgewarden/protocol/manifest"
 )
 
@@ -533,8 +534,16 @@ func (a *API) listApps(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	slices.Sort(names)
+	// authorize lets every user list; show only the apps they may view.
+	view, err := a.view(r.Context())
+	if err != nil {
+		return err
+	}
 	out := make([]apiv1.AppSummary, 0, len(names))
 	for _, n := range names {
+		if !view.Allowed(a.user(r), access.AppView, access.AppResource(n)) {
+			continue
+		}
 		app, _ := v.app(n)
 		s := apiv1.AppSummary{Name: n, Publisher: app.Publisher, Versions: []string{}, Assignments: app.Assignments}
 		for _, av := range app.Versions {
@@ -683,7 +692,7 @@ func (a *API) assignApp(w http.ResponseWriter, r *http.Request) error {
 	if req.Version == "" || req.Group == "" {
 		return errorf(http.StatusBadRequest, "version and group are required")
 	}
-	if err := a.authorize(r, actAppDeploy, resGroup(req.Group)); err != nil {
+	if err := a.authorize(r, actAppDeploy, resApp(name)); err != nil {
 		return err
 	}
 	res, err := a.check(r.Context(), apps, name, req.Version, req.Group, manifest.GuideOptions{AllowDowngrade: req.AllowDowngrade})
@@ -720,7 +729,7 @@ func (a *API) unassignApp(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	name, group := r.PathValue("name"), r.PathValue("group")
-	if err := a.authorize(r, actAppDeploy, resGroup(group)); err != nil {
+	if err := a.authorize(r, actAppDeploy, resApp(name)); err != nil {
 		return err
 	}
 	if err := apps.UnassignApp(r.Context(), name, group); err != nil {

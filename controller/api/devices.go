@@ -96,9 +96,15 @@ func (a *API) listDevices(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	may, err := a.visible(r, actDeviceView)
+	if err != nil {
+		return err
+	}
 	out := make([]apiv1.Device, 0, len(devs))
 	for _, d := range devs {
-		out = append(out, v.device(d))
+		if may(resDevice(d.ID)) {
+			out = append(out, v.device(d))
+		}
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
@@ -176,7 +182,11 @@ func (a *API) deleteDevice(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) fleetStatus(w http.ResponseWriter, r *http.Request) error {
-	if err := a.authorize(r, actFleetView, resController); err != nil {
+	if err := a.authorize(r, actDeviceView, resDevices()); err != nil {
+		return err
+	}
+	may, err := a.visible(r, actDeviceView)
+	if err != nil {
 		return err
 	}
 	devs, err := a.opts.Store.ListDevices(r.Context())
@@ -193,6 +203,9 @@ func (a *API) fleetStatus(w http.ResponseWriter, r *http.Request) error {
 	}
 	var st apiv1.FleetStatus
 	for _, d := range devs {
+		if !may(resDevice(d.ID)) {
+			continue
+		}
 		st.Devices++
 		if d.Online {
 			st.Online++

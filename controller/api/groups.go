@@ -36,14 +36,18 @@ func (a *API) createGroup(w http.ResponseWriter, r *http.Request) error {
 	if req.Name == "" {
 		return errorf(http.StatusBadRequest, "name is required")
 	}
-	if err := a.authorize(r, actGroupCreate, resGroup(req.Name)); err != nil {
+	if err := a.authorize(r, actGroupCreate, resController); err != nil {
 		return err
 	}
 	g, err := a.opts.Store.CreateGroup(r.Context(), req.Name, req.Selector)
 	if err != nil {
 		return err
 	}
+	ownErr := a.ownGroup(r, req.Name)
 	a.changed()
+	if ownErr != nil {
+		return ownErr
+	}
 	a.audit(r, "group.create", req.Name, "selector="+req.Selector)
 	return a.writeGroup(w, r, g, http.StatusCreated)
 }
@@ -60,9 +64,15 @@ func (a *API) listGroups(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	may, err := a.visible(r, actGroupView)
+	if err != nil {
+		return err
+	}
 	out := make([]apiv1.Group, 0, len(gs))
 	for _, g := range gs {
-		out = append(out, v.group(g))
+		if may(resGroup(g.Name)) {
+			out = append(out, v.group(g))
+		}
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
@@ -81,7 +91,7 @@ func (a *API) getGroup(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) deleteGroup(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
-	if err := a.authorize(r, actGroupManage, resGroup(name)); err != nil {
+	if err := a.authorize(r, actGroupDelete, resGroup(name)); err != nil {
 		return err
 	}
 	if err := a.opts.Store.DeleteGroup(r.Context(), name); err != nil {
@@ -113,6 +123,14 @@ func (a *API) changeGroupDevices(w http.ResponseWriter, r *http.Request, add boo
 	if len(req.Devices) == 0 {
 		return errorf(http.StatusBadRequest, "devices is required: name at least one device")
 	}
+	if add {
+		// Adding a device hands it to everyone holding grants on the group.
+		for _, id := range req.Devices {
+			if err := a.authorize(r, actDeviceManage, resDevice(id)); err != nil {
+				return err
+			}
+		}
+	}
 	action, change := "group.add-devices", a.opts.Store.AddGroupDevices
 	if !add {
 		action, change = "group.remove-devices", a.opts.Store.RemoveGroupDevices
@@ -128,7 +146,7 @@ func (a *API) changeGroupDevices(w http.ResponseWriter, r *http.Request, add boo
 
 func (a *API) includeGroup(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
-	if err := a.authorize(r, actGroupManage, resGroup(name)); err != nil {
+	if err := a.authorize(r, actGroupMembers, resGroup(name)); err != nil {
 		return err
 	}
 	var req apiv1.IncludeRequest
@@ -141,6 +159,11 @@ func (a *API) includeGroup(w http.ResponseWriter, r *http.Request) error {
 	if req.Group == name {
 		return errorf(http.StatusBadRequest, "group %q cannot include itself", name)
 	}
+	// Including a group hands its devices to everyone holding grants on the
+	// parent: that is sharing the child.
+	if err := a.authorize(r, actGroupShare, resGroup(req.Group)); err != nil {
+		return err
+	}
 	g, err := a.opts.Store.IncludeGroup(r.Context(), name, req.Group)
 	if err != nil {
 		return err
@@ -152,7 +175,7 @@ func (a *API) includeGroup(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) excludeGroup(w http.ResponseWriter, r *http.Request) error {
 	name, child := r.PathValue("name"), r.PathValue("child")
-	if err := a.authorize(r, actGroupManage, resGroup(name)); err != nil {
+	if err := a.authorize(r, actGroupMembers, resGroup(name)); err != nil {
 		return err
 	}
 	g, err := a.opts.Store.ExcludeGroup(r.Context(), name, child)

@@ -98,9 +98,6 @@ func resGroups() string            { return "device-group:*" }
 func resApps() string              { return "app:*" }
 func resEnrollToken(string) string { return resController }
 
-var _ = []func(string) string{resApp}
-var _ = []func() string{resApps}
-
 // view returns the current access view (compiled evaluator and ancestry).
 func (a *API) view(ctx context.Context) (*authz.View, error) {
 	if a.authz == nil {
@@ -243,4 +240,26 @@ func (a *API) getBanner(ctx context.Context) (string, error) {
 		return "", nil
 	}
 	return b, err
+}
+
+// visible returns a filter for listings: whether the request's user may
+// perform action on a resource (as named for authorize), decided with one
+// access view for the whole listing.
+func (a *API) visible(r *http.Request, action string) (func(resource string) bool, error) {
+	p, ok := principalOf(r)
+	if !ok {
+		return nil, errorf(http.StatusUnauthorized, "not logged in; run `edgewarden login`")
+	}
+	act, err := access.ParseAction(action)
+	if err != nil {
+		return nil, fmt.Errorf("api: visible: %w", err)
+	}
+	v, err := a.view(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	return func(resource string) bool {
+		typ, id, _ := strings.Cut(resource, ":")
+		return v.Allowed(p.User, act, v.Resource(access.ResourceType(typ), id))
+	}, nil
 }

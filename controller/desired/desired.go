@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -49,6 +50,9 @@ type Options struct {
 	// Workers is how many goroutines sign documents in parallel within one
 	// Compile call. Zero means GOMAXPROCS.
 	Workers int
+	// TokenKeys verify operator tokens; every document carries them
+	// (access.go). None: agents refuse every operator token.
+	TokenKeys []protocol.PublicKey
 }
 
 // Compiler turns snapshots into signed desired-state records. It holds no
@@ -59,6 +63,7 @@ type Compiler struct {
 	refreshBefore time.Duration
 	now           func() time.Time
 	workers       int
+	tokenKeys     []protocol.PublicKey
 }
 
 // New returns a compiler. It panics if opts.Key is not an Ed25519 private
@@ -80,6 +85,7 @@ func New(opts Options) *Compiler {
 	if c.now == nil {
 		c.now = time.Now
 	}
+	c.tokenKeys = slices.Clone(opts.TokenKeys)
 	c.workers = opts.Workers
 	if c.workers <= 0 {
 		c.workers = runtime.GOMAXPROCS(0)
@@ -109,6 +115,10 @@ func (c *Compiler) Compile(snap *store.Snapshot) ([]store.DesiredRecord, error) 
 		return nil, fmt.Errorf("%w: %w", ErrNoMembership, err)
 	}
 	now := c.now().UTC().Round(0)
+	acc, err := c.prepareAccess(snap, m, now)
+	if err != nil {
+		return nil, err
+	}
 	type job struct {
 		doc    *protocol.DesiredState
 		digest string
@@ -120,6 +130,7 @@ func (c *Compiler) Compile(snap *store.Snapshot) ([]store.DesiredRecord, error) 
 			continue
 		}
 		doc := c.build(snap, m, dev)
+		acc.apply(doc, dev) // doc.Access, TokenKeys, RevokedTokens (access.go)
 		digest := doc.ContentDigest()
 		old, had := snap.Desired[dev.ID]
 		switch {
@@ -202,10 +213,6 @@ func (c *Compiler) build(snap *store.Snapshot, m *fleet.Membership, dev *store.D
 		doc.Labels = dev.Labels
 	}
 	// Still to come, each computed from the snapshot for this device:
-	//   doc.Access        the grants that concern the device (through its
-	//                     groups, the device itself, and its apps);
-	//   doc.TokenKeys     operator-token verification keys;
-	//   doc.RevokedTokens revoked operator-token ids;
 	//   doc.Sideload      per-group overrides of the global policy;
 	//   doc.NextControllerKey during a key rotation.
 	apps(snap, groups, doc) // doc.Apps and doc.Publishers (apps.go)

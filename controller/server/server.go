@@ -186,7 +186,11 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer s.db.Close()
-	s.compiler = desired.New(desired.Options{Key: s.authority.SigningKey(), TTL: opts.DocumentTTL})
+	tokenSigner, err := loadTokenSigner(opts.DataDir) // access.go
+	if err != nil {
+		return err
+	}
+	s.compiler = desired.New(desired.Options{Key: s.authority.SigningKey(), TTL: opts.DocumentTTL, TokenKeys: []protocol.PublicKey{tokenSigner.PublicKey()}})
 	s.metrics = newMetrics(s.devicesOnline)
 
 	// Listeners first, so the advertised URLs carry the bound ports.
@@ -211,6 +215,10 @@ func Run(ctx context.Context, opts Options) error {
 		advMQTT = mqttURL
 	}
 
+	apps, err := openCatalog(opts.DataDir)
+	if err != nil {
+		return err
+	}
 	a := api.New(api.Options{
 		Store: s.db,
 		PKI:   s.authority,
@@ -226,6 +234,10 @@ func Run(ctx context.Context, opts Options) error {
 		MQTTURL:  advMQTT,
 		HTTPURL:  advHTTP,
 		Logger:   s.log.With("component", "api"),
+		Apps:     s.db,
+		Catalog:  apps,
+
+		TokenSigner: tokenSigner,
 	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", healthz)
@@ -306,6 +318,10 @@ func (s *Server) httpsConfig() *tls.Config {
 		c.Certificate = append(append([][]byte(nil), c.Certificate...), s.authority.CACert().Raw)
 		cfg.Certificates[i] = c
 	}
+	// Devices download artifacts with their client certificate; everyone
+	// else (admins, enrolling agents) presents none.
+	cfg.ClientAuth = tls.VerifyClientCertIfGiven
+	cfg.ClientCAs = s.authority.CACertPool()
 	return cfg
 }
 

@@ -942,3 +942,24 @@ func (s *Snapshot) AccessInput() access.Input {
 	}
 	return in
 }
+
+// grantFirstAdmin gives u the global admin grant "g-admin" when u is the
+// only user and active: the first user of a controller is its admin.
+func grantFirstAdmin(ctx context.Context, tx *sql.Tx, u User) error {
+	if u.State != UserActive || access.UserSubject(u.Name).Validate() != nil {
+		return nil
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users`).Scan(&n); err != nil {
+		return fmt.Errorf("create user %s: %w", u.Name, err)
+	}
+	if n != 1 {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO grants (id, subject_kind, subject_name, role, scope_kind, scope_name, created_by, created_at)
+		VALUES ('g-admin', 'user', ?, 'admin', 'global', '', 'system', ?) ON CONFLICT DO NOTHING`, u.Name, unixNano(u.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("create user %s: grant the admin role: %w", u.Name, err)
+	}
+	return nil
+}

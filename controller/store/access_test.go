@@ -41,6 +41,26 @@ func TestMigrationGrantsFirstAdmin(t *testing.T) {
 	}
 }
 
+func TestFirstUserIsAdmin(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	mustUser(t, db, "root", UserActive)
+	mustUser(t, db, "second", UserActive)
+	gs, err := db.ListGrants(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gs) != 1 || gs[0].Subject != access.UserSubject("root") || gs[0].Role != access.RoleAdmin || gs[0].Scope != access.Global() {
+		t.Fatalf("grants = %+v, want one global admin grant to root", gs)
+	}
+	// An invited first user is not the admin.
+	db2 := openTest(t)
+	mustUser(t, db2, "pending", UserInvited)
+	if gs, _ := db2.ListGrants(ctx); len(gs) != 0 {
+		t.Fatalf("invited first user got grants %+v", gs)
+	}
+}
+
 func TestTeams(t *testing.T) {
 	ctx := context.Background()
 	db := openTest(t)
@@ -145,6 +165,7 @@ func TestRoles(t *testing.T) {
 func TestGrants(t *testing.T) {
 	ctx := context.Background()
 	db := openTest(t)
+	mustUser(t, db, "root", UserActive) // the admin
 	mustUser(t, db, "bob", UserActive)
 	mustGroup(t, db, "line-1", "")
 	mustEnroll(t, db, "dev-1", nil)
@@ -189,8 +210,8 @@ func TestGrants(t *testing.T) {
 	if err := db.DeleteGroup(ctx, "line-1"); err != nil {
 		t.Fatal(err)
 	}
-	if gs, _ := db.ListGrants(ctx); len(gs) != 0 {
-		t.Fatalf("grants left = %+v", gs)
+	if gs, _ := db.ListGrants(ctx); len(gs) != 1 || gs[0].ID != "g-admin" {
+		t.Fatalf("grants left = %+v, want only the admin's", gs)
 	}
 	unchanged(t, db, ErrNotFound, func() error { return db.DeleteGrant(ctx, "g-nope") })
 }
@@ -276,6 +297,7 @@ func TestOperatorTokens(t *testing.T) {
 func TestAccessInput(t *testing.T) {
 	ctx := context.Background()
 	db := openTest(t)
+	mustUser(t, db, "root", UserActive)
 	mustUser(t, db, "alice", UserActive)
 	mustUser(t, db, "eve", UserDisabled)
 	mustUser(t, db, "Legacy@x", UserActive)

@@ -131,6 +131,9 @@ CREATE INDEX audit_at ON audit (at);
 	// a user, team, group or device deletes the grants that name it. The
 	// first user (the admin made by init) gets a global admin grant.
 	accessMigration,
+	// 3: trusted publishers and keys, app versions and their artifacts,
+	// app assignments to groups (apps.go).
+	appsSchema,
 }
 
 // migrate applies the migrations the database has not seen yet. A database

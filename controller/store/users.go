@@ -33,9 +33,9 @@ func validUserState(state string) error {
 	return fmt.Errorf("%w: user state %q: want active, invited or disabled", ErrInvalid, state)
 }
 
-// CreateUser stores a new user. u.CreatedAt zero means now. The caller
-// decides roles; CountUsers tells whether this is the first user (the
-// controller's admin).
+// CreateUser stores a new user. u.CreatedAt zero means now. The first user
+// of a controller, when created active, is its admin: it gets a global grant
+// of the built-in admin role (grant id "g-admin"). Other users get nothing.
 func (db *DB) CreateUser(ctx context.Context, u User) (User, error) {
 	if err := ValidateUserName(u.Name); err != nil {
 		return User{}, err
@@ -56,7 +56,7 @@ func (db *DB) CreateUser(ctx context.Context, u User) (User, error) {
 		if err != nil {
 			return fmt.Errorf("create user %s: %w", u.Name, err)
 		}
-		return nil
+		return grantFirstAdmin(ctx, tx, u)
 	})
 	if err != nil {
 		return User{}, err

@@ -30,6 +30,7 @@ type Store struct {
 	settings map[string]string
 	desired  map[string]store.DesiredRecord
 	audit    []store.AuditEntry
+	grants   []store.Grant // besides the admin's (access.go)
 
 	// Fail, when set, is returned by every call whose name it maps to
 	// (e.g. "Enroll"), to test error paths.

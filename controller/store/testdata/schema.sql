@@ -14,6 +14,39 @@ CREATE TRIGGER users_delete_grants AFTER DELETE ON users BEGIN
 	DELETE FROM grants WHERE subject_kind = 'user' AND subject_name = OLD.name;
 END;
 
+CREATE TABLE app_artifacts (
+	name    TEXT NOT NULL,
+	version TEXT NOT NULL,
+	path    TEXT NOT NULL,
+	digest  TEXT NOT NULL,
+	size    INTEGER NOT NULL CHECK (size > 0),
+	PRIMARY KEY (name, version, path),
+	FOREIGN KEY (name, version) REFERENCES app_versions (name, version) ON DELETE CASCADE
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE app_assignments (
+	app         TEXT NOT NULL,
+	version     TEXT NOT NULL,
+	group_name  TEXT NOT NULL REFERENCES device_groups (name) ON DELETE CASCADE,
+	forced      INTEGER NOT NULL DEFAULT 0,
+	assigned_by TEXT NOT NULL DEFAULT '',
+	assigned_at INTEGER NOT NULL,
+	PRIMARY KEY (app, group_name),
+	FOREIGN KEY (app, version) REFERENCES app_versions (name, version)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE app_versions (
+	name      TEXT NOT NULL,
+	version   TEXT NOT NULL,
+	publisher TEXT NOT NULL REFERENCES publishers (name),
+	manifest  BLOB NOT NULL,
+	signature BLOB NOT NULL,
+	key_id    TEXT NOT NULL,
+	pushed_by TEXT NOT NULL DEFAULT '',
+	pushed_at INTEGER NOT NULL,
+	PRIMARY KEY (name, version)
+) STRICT;
+
 CREATE TABLE audit (
 	id     INTEGER PRIMARY KEY AUTOINCREMENT,
 	at     INTEGER NOT NULL,
@@ -128,6 +161,23 @@ CREATE TABLE operator_tokens (
 	CHECK (expires_at > issued_at)
 ) STRICT;
 
+CREATE TABLE publisher_keys (
+	publisher  TEXT NOT NULL REFERENCES publishers (name),
+	key_id     TEXT NOT NULL,
+	pem        TEXT NOT NULL,
+	added_at   INTEGER NOT NULL,
+	added_by   TEXT NOT NULL DEFAULT '',
+	removed_at INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (publisher, key_id)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE publishers (
+	name       TEXT PRIMARY KEY,
+	created_at INTEGER NOT NULL,
+	created_by TEXT NOT NULL DEFAULT '',
+	removed_at INTEGER NOT NULL DEFAULT 0
+) STRICT;
+
 CREATE TABLE roles (
 	name        TEXT PRIMARY KEY,
 	description TEXT NOT NULL DEFAULT '',
@@ -164,6 +214,10 @@ CREATE TABLE users (
 	state         TEXT NOT NULL CHECK (state IN ('active', 'invited', 'disabled')),
 	created_at    INTEGER NOT NULL
 ) STRICT;
+
+CREATE INDEX app_artifacts_digest ON app_artifacts (digest);
+
+CREATE INDEX app_assignments_group ON app_assignments (group_name);
 
 CREATE INDEX audit_at ON audit (at);
 
