@@ -355,4 +355,3 @@ func TestSystemdUnitQuotingResistsInjection(t *testing.T) {
 		t.Fatalf("verify: %v\n%s", err, out)
 	}
 }
-

@@ -76,7 +76,7 @@ func (g *Guard) checkEntry(name string, pol *Policy) result {
 		return r
 	}
 	if err != nil {
-		r.add(Finding{Kind: KindIntegrity, Path: p, Found: "unreadable", Message: fmt.Sprintf("cannot inspect %s: %v", p, err)})
+		r.add(Finding{Kind: KindIntegrity, Path: p, Expected: "readable", Found: "unreadable", Message: fmt.Sprintf("cannot inspect %s: %v", p, err)})
 		return r
 	}
 	if fi.IsDir() && manifest.NamePattern.MatchString(name) && pol.Managed[name] {
@@ -88,7 +88,7 @@ func (g *Guard) checkEntry(name string, pol *Policy) result {
 		r.sideloaded = true
 		return r
 	}
-	r.add(Finding{Kind: KindSideloadBlocked, Path: p, Found: describe(p, fi, g.opts.AppsDir),
+	r.add(Finding{Kind: KindSideloadBlocked, Path: p, Expected: "nothing (sideloading is banned)", Found: describe(p, fi, g.opts.AppsDir),
 		Message: fmt.Sprintf("%s appeared in the apps directory but is not an app assigned to this device, and sideloading is banned", describe(p, fi, g.opts.AppsDir))})
 	return r
 }
@@ -122,7 +122,7 @@ func (g *Guard) checkApp(r *result, appDir string, fi fs.FileInfo, pol *Policy) 
 	g.watch(appDir)
 	entries, err := readDir(appDir)
 	if err != nil {
-		r.add(Finding{Kind: KindIntegrity, Path: appDir, Found: "unreadable", Message: fmt.Sprintf("app directory cannot be read: %v", err)})
+		r.add(Finding{Kind: KindIntegrity, Path: appDir, Expected: "readable directory", Found: "unreadable", Message: fmt.Sprintf("app directory cannot be read: %v", err)})
 		return
 	}
 	versions := map[string]bool{}
@@ -142,19 +142,19 @@ func (g *Guard) checkApp(r *result, appDir string, fi fs.FileInfo, pol *Policy) 
 		p := filepath.Join(appDir, e.Name())
 		t, err := os.Readlink(p)
 		if err != nil {
-			r.add(Finding{Kind: KindIntegrity, Path: p, Found: "unreadable", Message: fmt.Sprintf("cannot read symlink: %v", err)})
+			r.add(Finding{Kind: KindIntegrity, Path: p, Expected: "readable symlink", Found: "unreadable", Message: fmt.Sprintf("cannot read symlink: %v", err)})
 			continue
 		}
 		dir, v := path.Split(filepath.ToSlash(t))
 		if dir != "versions/" || !versions[v] {
-			r.add(Finding{Kind: KindTamper, Path: p, Expected: "versions/<a verified version>", Found: t,
-				Message: fmt.Sprintf("%s points to %s, not to a verified version of the app", e.Name(), t)})
+			r.add(Finding{Kind: KindTamper, Path: p, Expected: "versions/<a version present>", Found: t,
+				Message: fmt.Sprintf("%s points to %s, not to a version of the app", e.Name(), t)})
 		}
 	}
 }
 
-// checkVersions checks every version directory; verified ones are added
-// to ok.
+// checkVersions checks every version directory and adds each one present
+// to ok (the targets current may point to).
 func (g *Guard) checkVersions(r *result, dir, app string, pol *Policy, ok map[string]bool) {
 	fi, err := os.Lstat(dir)
 	if err == nil {
@@ -163,7 +163,7 @@ func (g *Guard) checkVersions(r *result, dir, app string, pol *Policy, ok map[st
 	g.watch(dir)
 	entries, err := readDir(dir)
 	if err != nil {
-		r.add(Finding{Kind: KindIntegrity, Path: dir, Found: "unreadable", Message: fmt.Sprintf("versions directory cannot be read: %v", err)})
+		r.add(Finding{Kind: KindIntegrity, Path: dir, Expected: "readable directory", Found: "unreadable", Message: fmt.Sprintf("versions directory cannot be read: %v", err)})
 		return
 	}
 	for _, e := range entries {
@@ -176,9 +176,8 @@ func (g *Guard) checkVersions(r *result, dir, app string, pol *Policy, ok map[st
 			g.unexpected(r, p, e)
 			continue
 		}
-		if g.checkVersion(r, p, app, pol) {
-			ok[e.Name()] = true
-		}
+		g.checkVersion(r, p, app, pol) // a failed version is reported there
+		ok[e.Name()] = true
 	}
 }
 
@@ -267,7 +266,7 @@ func (g *Guard) compare(r *result, root, rel string, want tree, seen map[string]
 		g.watch(p)
 		entries, err := readDir(p)
 		if err != nil {
-			r.add(Finding{Kind: KindIntegrity, Path: p, Found: "unreadable", Message: fmt.Sprintf("directory %s cannot be read: %v", rel, err)})
+			r.add(Finding{Kind: KindIntegrity, Path: p, Expected: "readable directory", Found: "unreadable", Message: fmt.Sprintf("directory %s cannot be read: %v", rel, err)})
 			return
 		}
 		for _, e := range entries {

@@ -406,6 +406,9 @@ func (g *Guard) fullScan(ctx context.Context, why string) {
 	}
 	present := map[string]bool{}
 	for _, e := range entries {
+		if ctx.Err() != nil {
+			return
+		}
 		present[e.Name()] = true
 		g.handle(ctx, g.checkEntry(e.Name(), &pol))
 	}

@@ -2,9 +2,7 @@ package sideload
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,20 +96,14 @@ func (g *Guard) quarantine(src, name string) (string, error) {
 	g.unwatch(src)
 	base := g.opts.Now().UTC().Format("20060102T150405.000000000Z") + "-" + safeName(name)
 	dst := filepath.Join(g.opts.QuarantineDir, base)
-	for i := 2; ; i++ {
-		if _, err := os.Lstat(dst); errors.Is(err, fs.ErrNotExist) {
-			break
+	for i := 2; i < 1000; i++ {
+		if _, err := os.Lstat(dst); err != nil {
+			break // free, or the rename below says why not
 		}
 		dst = filepath.Join(g.opts.QuarantineDir, fmt.Sprintf("%s-%d", base, i))
 	}
 	if err := os.Rename(src, dst); err != nil {
 		return "", fmt.Errorf("move %s to %s: %w (the quarantine directory must be on the same file system as the apps directory)", src, dst, err)
-	}
-	for _, d := range []string{g.opts.QuarantineDir, g.opts.AppsDir} {
-		if f, err := os.Open(d); err == nil {
-			f.Sync()
-			f.Close()
-		}
 	}
 	g.log.Warn("sideload guard: quarantined", "app", name, "from", src, "to", dst)
 	return dst, nil

@@ -1,6 +1,8 @@
 // Package api is the controller's REST API, version 1 (wire types in
 // controller/apiv1): login and sessions, enrollment and enrollment tokens,
-// devices, device groups and the fleet summary.
+// devices, device groups, users, teams, roles and grants, operator tokens,
+// trusted publishers, signed apps and their assignment, artifact downloads
+// for devices (mutual TLS), and the fleet summary.
 //
 // Every endpoint except login, banner and enroll needs a session token
 // (Authorization: Bearer). Each handler asks authorize whether the session's

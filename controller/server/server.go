@@ -215,7 +215,7 @@ func Run(ctx context.Context, opts Options) error {
 		advMQTT = mqttURL
 	}
 
-	apps, err := openCatalog(opts.DataDir)
+	apps, err := openCatalog(ctx, s.db, opts.DataDir, s.log)
 	if err != nil {
 		return err
 	}

@@ -765,7 +765,7 @@ const opTokenColumns = `id, user_name, issued_at, expires_at, revoked_at, revoke
 
 func scanOpToken(row interface{ Scan(...any) error }) (OperatorToken, error) {
 	var (
-		t                         OperatorToken
+		t                        OperatorToken
 		issued, expires, revoked int64
 	)
 	if err := row.Scan(&t.ID, &t.User, &issued, &expires, &revoked, &t.RevokedBy); err != nil {
