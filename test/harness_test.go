@@ -282,12 +282,21 @@ func (p *plant) mustEnroll(id, token string, extra ...string) {
 	}
 }
 
+// startAgent runs an enrolled agent with its local API socket in the test's
+// directory (see socket), never the system path.
 func (p *plant) startAgent(id string) *proc {
 	p.t.Helper()
-	a := start(p.t, "agent "+id, bin.agent, "run", "--state", p.stateDir(id))
+	cfg := filepath.Join(p.dir, id+"-agent.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("socket: %s\noutbox_interval: 1s\n", p.socket(id))), 0o600); err != nil {
+		p.t.Fatal(err)
+	}
+	a := start(p.t, "agent "+id, bin.agent, "run", "--state", p.stateDir(id), "--config", cfg)
 	p.agents[id] = a
 	return a
 }
+
+// socket is the path of an agent's local API socket.
+func (p *plant) socket(id string) string { return filepath.Join(p.dir, "sock", id+".sock") }
 
 // device is the part of `devices show -o json` the tests read.
 type device struct {

@@ -14,13 +14,8 @@ import (
 // in the test's directory (not the system default); it returns the socket.
 func (p *plant) startAgentWithSocket(id string) string {
 	p.t.Helper()
-	socket := filepath.Join(p.dir, "sock", id+".sock")
-	cfg := filepath.Join(p.dir, id+"-agent.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("socket: %s\noutbox_interval: 1s\n", socket)), 0o600); err != nil {
-		p.t.Fatal(err)
-	}
-	a := start(p.t, "agent "+id, bin.agent, "run", "--state", p.stateDir(id), "--config", cfg)
-	p.agents[id] = a
+	p.startAgent(id)
+	socket := p.socket(id)
 	eventually(p.t, 20*time.Second, func() (bool, string) {
 		fi, err := os.Stat(socket)
 		if err != nil {

@@ -117,7 +117,13 @@ func run(ctx context.Context, binDir string, keep bool) error {
 		if _, err := d.cmd("edgewarden-agent", "enroll", "--controller", url, "--token", tok.Token, "--ca-fingerprint", fp, "--state", state, "--device-id", id); err != nil {
 			return err
 		}
-		if _, err := d.start(ctx, "agent "+id, "edgewarden-agent", "run", "--state", state); err != nil {
+		// Each agent's local API socket lives in the demo directory
+		// (the system default is /run/edgewarden/agent.sock).
+		cfg := filepath.Join(dir, id+"-agent.yaml")
+		if err := os.WriteFile(cfg, []byte("socket: "+filepath.Join(dir, id+".sock")+"\n"), 0o600); err != nil {
+			return err
+		}
+		if _, err := d.start(ctx, "agent "+id, "edgewarden-agent", "run", "--state", state, "--config", cfg); err != nil {
 			return err
 		}
 	}
