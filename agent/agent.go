@@ -20,6 +20,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
+
 	"github.com/edgewarden/edgewarden/agent/apply"
 	"github.com/edgewarden/edgewarden/agent/identity"
 	"github.com/edgewarden/edgewarden/agent/link"
@@ -211,6 +213,11 @@ func (a *Agent) DeviceID() string { return a.id.DeviceID }
 // document was applied.
 func (a *Agent) Policy() *apply.Policy { return a.applier.Current() }
 
+// NotifyStatus asks Run to publish a status report soon (reports are
+// coalesced). The app reconciler calls it when an app's state changes. It
+// never blocks.
+func (a *Agent) NotifyStatus() { notify(a.changed) }
+
 // Close releases the local database. Call it after Run has returned. It is
 // safe to call more than once.
 func (a *Agent) Close() error {
@@ -316,11 +323,25 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer heartbeat.Stop()
 	outbox := time.NewTicker(a.opts.OutboxInterval)
 	defer outbox.Stop()
+	// Under systemd (Type=notify): ready once the last good document is in
+	// force and the loops run, even before the broker answers, since the
+	// agent enforces that document offline. The watchdog is fed from this
+	// loop, so a wedged main loop gets the service restarted.
+	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
+	var watchdog <-chan time.Time
+	if d, err := daemon.SdWatchdogEnabled(false); err == nil && d > 0 {
+		t := time.NewTicker(d / 2)
+		defer t.Stop()
+		watchdog = t.C
+	}
 	first := true
 	for {
 		select {
 		case <-ctx.Done():
+			_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
 			return nil
+		case <-watchdog:
+			_, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog)
 		case <-a.connected:
 			if first {
 				first = false

@@ -286,13 +286,19 @@ func (p *plant) mustEnroll(id, token string, extra ...string) {
 // directory (see socket), never the system path.
 func (p *plant) startAgent(id string) *proc {
 	p.t.Helper()
+	a := start(p.t, "agent "+id, bin.agent, "run", "--state", p.stateDir(id), "--config", p.agentConfig(id))
+	p.agents[id] = a
+	return a
+}
+
+// agentConfig writes an agent config file for the test and returns its path.
+func (p *plant) agentConfig(id string) string {
+	p.t.Helper()
 	cfg := filepath.Join(p.dir, id+"-agent.yaml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("socket: %s\noutbox_interval: 1s\n", p.socket(id))), 0o600); err != nil {
 		p.t.Fatal(err)
 	}
-	a := start(p.t, "agent "+id, bin.agent, "run", "--state", p.stateDir(id), "--config", cfg)
-	p.agents[id] = a
-	return a
+	return cfg
 }
 
 // socket is the path of an agent's local API socket.
