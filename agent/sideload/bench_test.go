@@ -86,7 +86,7 @@ func scanFixture(b *testing.B) *fixture {
 	for a := range 100 {
 		entries := map[string]string{}
 		for i := range 99 {
-			content[0], content[1], content[2] = byte(a), byte(i), byte(i>>8)
+			content[0], content[1], content[2], content[3] = 'd', byte(a), byte(i), byte(i>>8)
 			entries[fmt.Sprintf("data/d%d/f%03d", i%10, i)] = string(content)
 		}
 		name := fmt.Sprintf("app%03d", a)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,11 @@ type config struct {
 	// SocketGroup is the group given the local API socket (mode 0660);
 	// default: the agent's own group.
 	SocketGroup string `yaml:"socket_group"`
+
+	// SystemdUnitDir and AppUser configure the systemd app runtime:
+	// default /etc/systemd/system and edgewarden-app.
+	SystemdUnitDir string `yaml:"systemd_unit_dir"`
+	AppUser        string `yaml:"app_user"`
 }
 
 func loadConfig(path string) (*config, error) {
@@ -83,19 +89,29 @@ func newRunCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			a, err := agent.New(ctx, agent.Options{
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			var a *agent.Agent // set before anything can call notify
+			rt, err := newAppRuntime(stateDir, cfg, log, func() { a.NotifyStatus() })
+			if err != nil {
+				return err
+			}
+			defer rt.close()
+			defer cancel() // before rt.close: ends the reconciler's loop
+			a, err = agent.New(ctx, agent.Options{
 				StateDir:          stateDir,
 				Logger:            log,
 				HeartbeatInterval: cfg.HeartbeatInterval,
 				OutboxInterval:    cfg.OutboxInterval,
 				Socket:            cmp.Or(cfg.Socket, agent.DefaultSocket),
 				SocketGroup:       cfg.SocketGroup,
+				Apps:              rt.rec,
 			})
 			if err != nil {
 				return err
 			}
 			defer a.Close()
+			rt.start(ctx)
 			err = a.Run(ctx)
 			log.Info("agent stopped")
 			return err

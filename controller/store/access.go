@@ -517,15 +517,16 @@ func scopeExists(ctx context.Context, q queryer, s access.Scope) error {
 	return fmt.Errorf("%w: scope kind %q", ErrInvalid, s.Kind)
 }
 
-// appExists checks that an app is known. Apps live in the "apps" table
-// (issue 4); until that table exists no app scope can be granted.
+// appExists checks that an app is known: it has at least one stored version
+// (app_versions, issue 4). Before that table exists no app scope can be
+// granted.
 func appExists(ctx context.Context, q queryer, name string) error {
 	var n int
-	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = 'apps'`).Scan(&n); err != nil {
+	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = 'app_versions'`).Scan(&n); err != nil {
 		return fmt.Errorf("read app %s: %w", name, err)
 	}
 	if n > 0 {
-		err := q.QueryRowContext(ctx, `SELECT 1 FROM apps WHERE name = ?`, name).Scan(&n)
+		err := q.QueryRowContext(ctx, `SELECT 1 FROM app_versions WHERE name = ? LIMIT 1`, name).Scan(&n)
 		if err == nil {
 			return nil
 		}
