@@ -26,6 +26,7 @@ import (
 	"github.com/edgewarden/edgewarden/agent/identity"
 	"github.com/edgewarden/edgewarden/agent/link"
 	"github.com/edgewarden/edgewarden/agent/localapi"
+	"github.com/edgewarden/edgewarden/agent/sideload"
 	"github.com/edgewarden/edgewarden/agent/state"
 	"github.com/edgewarden/edgewarden/protocol"
 )
@@ -80,6 +81,16 @@ type Options struct {
 	// LocalApps runs the local API's app operations. Nil: Apps if it
 	// implements localapi.Apps, else localapi.Unavailable.
 	LocalApps localapi.Apps
+	// AppsDir is the apps directory the sideload guard watches. Empty:
+	// AppsDir(StateDir). Quarantined apps go to "quarantine" next to it.
+	AppsDir string
+	// StopApp stops an app in every runtime driver; the sideload guard
+	// calls it before quarantining. Nil: Apps' StopApp method if it has
+	// one, else apps are quarantined without being stopped.
+	StopApp func(ctx context.Context, name string) error
+	// SideloadScanInterval is the sideload guard's full-scan interval.
+	// Zero means 5 minutes.
+	SideloadScanInterval time.Duration
 }
 
 // Agent is the running service of one device.
@@ -91,6 +102,7 @@ type Agent struct {
 	applier   *apply.Applier
 	link      *link.Link
 	local     *localapi.Server // nil: no local API
+	guard     *sideload.Guard  // the sideload guard (agent/sideload)
 	startedAt time.Time
 
 	changed   chan struct{} // an apply, refresh or rejection: report status
@@ -203,6 +215,10 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 		store.Close()
 		return nil, err
 	}
+	if a.guard, err = a.newGuard(); err != nil {
+		store.Close()
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -257,6 +273,7 @@ func (a *Agent) afterHandle(res apply.Result) bool {
 		default:
 		}
 		a.reconcile <- p
+		a.guard.Recheck() // the sideload ban or the publisher keys may have changed
 		notify(a.changed)
 	case apply.Refreshed:
 		a.log.Info("refreshed", "revision", res.Revision, "expires_at", a.applier.Current().ExpiresAt)
@@ -309,10 +326,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	} else {
 		a.log.Info("no desired state applied yet; local access is denied until one arrives")
 	}
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		a.link.Run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		a.guard.Run(ctx) // never fails; logs and reports what goes wrong
 	}()
 	go func() {
 		defer wg.Done()
@@ -375,6 +396,7 @@ func (a *Agent) reconcileLoop(ctx context.Context) {
 			if err := a.opts.Apps.Reconcile(ctx, p); err != nil && ctx.Err() == nil {
 				a.log.Error("reconcile apps", "revision", p.Revision, "err", err)
 			}
+			a.guard.Recheck() // the ban, the keys or the managed apps may have changed
 			notify(a.changed) // report the apps' new states
 		}
 	}
@@ -420,6 +442,7 @@ func (a *Agent) statusReport(ctx context.Context, seq uint64) (*protocol.StatusR
 	if a.opts.Apps != nil {
 		r.Apps = a.opts.Apps.Apps()
 	}
+	r.Apps = a.withGuardApps(r.Apps)
 	return r, nil
 }
 

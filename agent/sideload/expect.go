@@ -139,8 +139,8 @@ var errArchive = errors.New("kept archive does not match the signed manifest")
 // comes from signed data, none from an unsigned record on disk).
 func (g *Guard) expectVersion(dir string, m *manifest.Manifest, raw, sig []byte) (tree, *Finding) {
 	t := tree{
-		"":                              {kind: kindDir, perm: dirPerm, upTo: true},
-		metaDirName:                     {kind: kindDir, perm: dirPerm, upTo: true},
+		"":                             {kind: kindDir, perm: dirPerm, upTo: true},
+		metaDirName:                    {kind: kindDir, perm: dirPerm, upTo: true},
 		metaDirName + "/manifest.json": {kind: kindFile, sum: sumHex(raw), size: int64(len(raw)), perm: 0o444, upTo: true},
 		metaDirName + "/signature":     {kind: kindFile, sum: sumHex(sig), size: int64(len(sig)), perm: 0o444, upTo: true},
 	}

@@ -216,11 +216,11 @@ func replaceKeepingTimes(t *testing.T, p string) {
 // Changes to a managed app's files: removed, added, permissions, content.
 func TestManagedAppChanges(t *testing.T) {
 	for name, change := range map[string]func(v string) error{
-		"removed file":      func(v string) error { return os.Remove(filepath.Join(v, "conf", "app.conf")) },
-		"added file":        func(v string) error { return os.WriteFile(filepath.Join(v, "bin", "backdoor"), []byte("x"), 0o755) },
-		"chmod file":        func(v string) error { return os.Chmod(filepath.Join(v, "www", "index.html"), 0o777) },
-		"setuid binary":     func(v string) error { return os.Chmod(filepath.Join(v, "bin", "alpha"), 0o755|fs.ModeSetuid) },
-		"appended content":  func(v string) error { return appendTo(filepath.Join(v, "bin", "alpha"), "rm -rf /\n") },
+		"removed file":     func(v string) error { return os.Remove(filepath.Join(v, "conf", "app.conf")) },
+		"added file":       func(v string) error { return os.WriteFile(filepath.Join(v, "bin", "backdoor"), []byte("x"), 0o755) },
+		"chmod file":       func(v string) error { return os.Chmod(filepath.Join(v, "www", "index.html"), 0o777) },
+		"setuid binary":    func(v string) error { return os.Chmod(filepath.Join(v, "bin", "alpha"), 0o755|fs.ModeSetuid) },
+		"appended content": func(v string) error { return appendTo(filepath.Join(v, "bin", "alpha"), "rm -rf /\n") },
 		"symlink retargeted": func(v string) error {
 			os.Remove(filepath.Join(v, "www", "latest"))
 			return os.Symlink("/etc/shadow", filepath.Join(v, "www", "latest"))

@@ -692,7 +692,12 @@ func (a *API) assignApp(w http.ResponseWriter, r *http.Request) error {
 	if req.Version == "" || req.Group == "" {
 		return errorf(http.StatusBadRequest, "version and group are required")
 	}
+	// Deploying takes both: the right to deploy this app, and the right to
+	// install apps on the devices of the target group.
 	if err := a.authorize(r, actAppDeploy, resApp(name)); err != nil {
+		return err
+	}
+	if err := a.authorize(r, actDeviceInstall, resGroup(req.Group)); err != nil {
 		return err
 	}
 	res, err := a.check(r.Context(), apps, name, req.Version, req.Group, manifest.GuideOptions{AllowDowngrade: req.AllowDowngrade})

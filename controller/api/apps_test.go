@@ -578,4 +578,28 @@ func TestAppsNeedGrants(t *testing.T) {
 	if ok, _ := e.db.HasAppVersion(ctx, "web", "1.0.1"); ok {
 		t.Error("a refused push stored a version")
 	}
+
+	// The right to deploy the app is not enough: assigning it to a group
+	// also takes device:app-install on that group.
+	if _, err := e.admin.CreateRole(ctx, apiv1.RoleRequest{Name: "web-deployer", Actions: []string{"app:deploy", "app:view"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.CreateGrant(ctx, apiv1.CreateGrantRequest{Role: "web-deployer", User: "nobody", App: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AssignApp(ctx, "web", apiv1.AssignRequest{Version: "1.0.0", Group: "line-1", Force: true}); !client.IsStatus(err, http.StatusForbidden) {
+		t.Errorf("assign with app:deploy but no device:app-install on the group: %v", err)
+	}
+	if as, _ := e.db.ListAssignments(ctx); len(as) != 0 {
+		t.Errorf("a refused assign stored %+v", as)
+	}
+	if _, err := e.admin.CreateRole(ctx, apiv1.RoleRequest{Name: "installer", Actions: []string{"device:app-install"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.CreateGrant(ctx, apiv1.CreateGrantRequest{Role: "installer", User: "nobody", Group: "line-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AssignApp(ctx, "web", apiv1.AssignRequest{Version: "1.0.0", Group: "line-1", Force: true}); err != nil {
+		t.Errorf("assign with both rights: %v", err)
+	}
 }

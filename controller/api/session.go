@@ -67,6 +67,7 @@ const (
 	actEnrollTokensManage = string(access.ControllerEnroll)
 	actDeviceView         = string(access.DeviceView)
 	actDeviceManage       = string(access.DeviceManage)
+	actDeviceInstall      = string(access.DeviceAppInstall)
 	actGroupView          = string(access.DeviceGroupView)
 	actGroupCreate        = string(access.ControllerCreateDeviceGroup)
 	actGroupDelete        = string(access.DeviceGroupDelete)
