@@ -98,7 +98,8 @@ takes -o json (stable snake_case fields) and otherwise prints a table.`,
 	}
 	root.PersistentFlags().StringVarP(&a.output, "output", "o", "table", "output format: table or json")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
-	root.CompletionOptions.DisableDefaultCmd = true
+	// `edgewarden completion bash|zsh|fish|powershell` prints a completion script.
+	root.CompletionOptions.DisableDefaultCmd = false
 	root.AddCommand(a.loginCmd(), a.enrollTokensCmd(), a.devicesCmd(), a.groupsCmd(), a.statusCmd())
 	root.AddCommand(a.localCmd())
 	root.AddCommand(a.accessCmds()...) // access.go
