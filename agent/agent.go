@@ -273,7 +273,9 @@ func (a *Agent) afterHandle(res apply.Result) bool {
 		default:
 		}
 		a.reconcile <- p
-		a.guard.Recheck() // the sideload ban or the publisher keys may have changed
+		if a.opts.Apps == nil {
+			a.guard.Recheck() // the sideload ban or the publisher keys may have changed
+		} // else reconcileLoop rechecks once the reconciler acted on p (an unassigned app is removed, not quarantined)
 		notify(a.changed)
 	case apply.Refreshed:
 		a.log.Info("refreshed", "revision", res.Revision, "expires_at", a.applier.Current().ExpiresAt)

@@ -45,8 +45,9 @@ func (a *Agent) newGuard() (*sideload.Guard, error) {
 			notify(a.changed) // deliver it and report the new app states
 			return nil
 		},
-		Logger: a.log,
-		Now:    a.opts.Now,
+		OnChange: func() { notify(a.changed) },
+		Logger:   a.log,
+		Now:      a.opts.Now,
 	})
 }
 

@@ -124,7 +124,7 @@ type entry struct {
 	// operatorStopped: stopped through the local API; not restarted by a
 	// pass until started again (or the agent restarts).
 	operatorStopped bool
-	// permanent failures by manifest digest; retry state of the target.
+	// permanent failures by attemptKey; retry state of the target.
 	permanent map[[32]byte]string
 	attempts  int
 	retryAt   time.Time
@@ -459,7 +459,7 @@ func (r *Reconciler) remove(ctx context.Context, name string) error {
 // installOne installs assignment a (a new app, an upgrade, a downgrade or
 // a republished version) and switches to it. installed is updated.
 func (r *Reconciler) installOne(ctx context.Context, a protocol.AppAssignment, keys []string, installed map[string]string) {
-	digest := sha256.Sum256(a.Manifest)
+	digest := attemptKey(a, keys)
 	old := installed[a.Name]
 	r.mu.Lock()
 	e := r.entryLocked(a.Name)
@@ -510,9 +510,7 @@ func (r *Reconciler) installOne(ctx context.Context, a protocol.AppAssignment, k
 		fail(fmt.Errorf("%w: %s@%s: %v; not installed", install.ErrVerify, a.Name, a.Version, err), false)
 		return
 	}
-	others := maps.Clone(installed)
-	delete(others, "") // never set; keeps the map non-nil
-	if adv := manifest.Guide(m, others, manifest.GuideOptions{AllowDowngrade: true}); adv.Verdict == manifest.Block {
+	if adv := manifest.Guide(m, installed, manifest.GuideOptions{AllowDowngrade: true}); adv.Verdict == manifest.Block {
 		reason := "blocked by installation guidance: " + strings.Join(adv.Reasons, "; ")
 		r.mu.Lock()
 		e := r.entryLocked(a.Name)
@@ -564,6 +562,24 @@ func (r *Reconciler) installOne(ctx context.Context, a protocol.AppAssignment, k
 		e.version, e.runtime, e.flag, e.startErr, e.operatorStopped = a.Version, m.Runtime, "", "", false
 		e.phase, e.target, e.reason, e.attempts, e.retryAt = "", "", "", 0, time.Time{}
 	})
+}
+
+// attemptKey identifies an install attempt: the exact manifest and
+// signature and the publisher keys it is checked with. A permanent failure
+// is remembered under it, so the same bytes are not fetched again, while a
+// new document with other keys (a key added back) gets a fresh attempt.
+func attemptKey(a protocol.AppAssignment, keys []string) [32]byte {
+	h := sha256.New()
+	h.Write(a.Manifest)
+	h.Write([]byte{0})
+	h.Write(a.Signature)
+	for _, k := range keys {
+		h.Write([]byte{0})
+		h.Write([]byte(k))
+	}
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
 }
 
 // rollback makes version current again and starts it.

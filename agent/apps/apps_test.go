@@ -450,6 +450,12 @@ func TestPublisherKeyRemoved(t *testing.T) {
 	if s := f.status("hello"); s.State != protocol.AppFailed || !alive(pid1) || f.pid("hello", "2.0.0") != 0 {
 		t.Fatalf("upgrade without keys: %+v", s)
 	}
+	// The key comes back: the flag goes and the upgrade proceeds.
+	f.reconcile(f.policy([]protocol.AppAssignment{v2}))
+	f.running("hello", "2.0.0")
+	if s := f.status("hello"); strings.Contains(s.Reason, "publisher key removed") {
+		t.Fatalf("flag kept after the key came back: %+v", s)
+	}
 }
 
 func TestLocalStartStop(t *testing.T) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/edgewarden/edgewarden/agent/localapi"
 	"github.com/edgewarden/edgewarden/agent/runtime"
@@ -98,4 +100,41 @@ func (r *Reconciler) Logs(ctx context.Context, name string, lines int) ([]string
 // implemented by this reconciler yet.
 func (r *Reconciler) Install(context.Context, localapi.InstallRequest) (protocol.AppStatus, error) {
 	return protocol.AppStatus{}, fmt.Errorf("%w: installing a local package is not supported by this agent yet; assign the app from the controller (`edgewarden apps assign`)", localapi.ErrNoRuntime)
+}
+
+// Managed names the apps the reconciler manages: assigned in the document
+// in force or installed and not yet removed. The sideload guard treats
+// every other directory in the apps directory as sideloaded.
+func (r *Reconciler) Managed() []string {
+	r.mu.Lock()
+	names := make(map[string]bool, len(r.apps))
+	for n := range r.apps {
+		names[n] = true
+	}
+	r.mu.Unlock()
+	if inst, err := r.in.Installed(); err == nil {
+		for n := range inst {
+			names[n] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(names))
+}
+
+// StopApp stops name in every runtime driver without reading its files
+// (the sideload guard calls it before moving a tampered app to
+// quarantine). An unknown name is already stopped.
+func (r *Reconciler) StopApp(ctx context.Context, name string) error {
+	if !manifest.NamePattern.MatchString(name) {
+		return nil // not an app: nothing runs under that name
+	}
+	r.runMu.Lock()
+	defer r.runMu.Unlock()
+	var errs []error
+	for _, k := range slices.Sorted(maps.Keys(r.opts.Drivers)) {
+		if err := r.opts.Drivers[k].Stop(ctx, name); err != nil {
+			errs = append(errs, fmt.Errorf("stop %s (%s): %w", name, k, err))
+		}
+	}
+	r.changed()
+	return errors.Join(errs...)
 }

@@ -79,6 +79,10 @@ func (g *Guard) checkEntry(name string, pol *Policy) result {
 		r.add(Finding{Kind: KindIntegrity, Path: p, Expected: "readable", Found: "unreadable", Message: fmt.Sprintf("cannot inspect %s: %v", p, err)})
 		return r
 	}
+	if fi.IsDir() && pol.Leaving[name] {
+		r.managed = true
+		return r // being removed by the reconciler
+	}
 	if fi.IsDir() && manifest.NamePattern.MatchString(name) && pol.Managed[name] {
 		r.managed = true
 		g.checkApp(&r, p, fi, pol)

@@ -27,6 +27,7 @@ package sideload
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -54,19 +55,33 @@ type Policy struct {
 	// document, plus those the reconciler installed and has not removed
 	// yet. A directory of another name is not a managed app.
 	Managed map[string]bool
+	// Leaving names managed apps the document no longer assigns: the
+	// reconciler is removing them. The guard leaves them alone (neither
+	// sideloaded nor checked: their publisher's keys may have left the
+	// document with them). An app stays here only until the reconciler
+	// has removed it.
+	Leaving map[string]bool
 	// Publishers maps a publisher name to its trusted PEM public keys (the
 	// document's Publishers); every version of a managed app must carry a
-	// manifest signed with one of them.
+	// manifest signed with one of them, or one the document vouches for.
 	Publishers map[string][]string
+	// Vouched holds the SHA-256 (hex) of every manifest the verified
+	// document carries in its Apps. The controller checked those bytes at
+	// checkpoint 1 and signed the document, so they stay trusted when their
+	// publisher's key is removed: the rule is that running apps of
+	// a removed key keep running (flagged by the reconciler), while the
+	// guard still quarantines any manifest the document does not carry.
+	Vouched map[string]bool
 }
 
 // PolicyFrom builds the Policy of a document (nil: none applied yet, so
 // banned and nothing managed) and the names of apps installed by the
 // reconciler.
 func PolicyFrom(d *protocol.DesiredState, installed []string) Policy {
-	p := Policy{Managed: map[string]bool{}, Publishers: map[string][]string{}}
+	p := Policy{Managed: map[string]bool{}, Leaving: map[string]bool{}, Publishers: map[string][]string{}, Vouched: map[string]bool{}}
 	for _, n := range installed {
 		p.Managed[n] = true
+		p.Leaving[n] = true
 	}
 	if d == nil {
 		return p
@@ -74,6 +89,9 @@ func PolicyFrom(d *protocol.DesiredState, installed []string) Policy {
 	p.SideloadAllowed = d.Sideload.Allowed
 	for _, a := range d.Apps {
 		p.Managed[a.Name] = true
+		delete(p.Leaving, a.Name)
+		sum := sha256.Sum256(a.Manifest)
+		p.Vouched[hex.EncodeToString(sum[:])] = true
 	}
 	for _, pub := range d.Publishers {
 		p.Publishers[pub.Name] = append(p.Publishers[pub.Name], pub.Keys...)
@@ -105,6 +123,9 @@ type Options struct {
 	// Report queues a security event in the agent's durable outbox.
 	// Nil: events are only logged.
 	Report func(ctx context.Context, ev protocol.Event) error
+	// OnChange, if set, is called when the sideloaded or quarantined apps
+	// change (for a status report). It must not block.
+	OnChange func()
 	// Logger. Nil means slog.Default().
 	Logger *slog.Logger
 	// Now is the clock. Nil means time.Now.
@@ -391,6 +412,12 @@ func (g *Guard) unwatch(p string) {
 	}
 }
 
+func (g *Guard) changed() {
+	if g.opts.OnChange != nil {
+		g.opts.OnChange()
+	}
+}
+
 // fullScan checks every entry of the apps directory.
 func (g *Guard) fullScan(ctx context.Context, why string) {
 	start := g.opts.Now()
@@ -404,6 +431,9 @@ func (g *Guard) fullScan(ctx context.Context, why string) {
 			Details: map[string]string{"path": g.opts.AppsDir, "action": "none; will retry at the next scan"}})
 		return
 	}
+	g.mu.Lock()
+	before := len(g.sideloaded)
+	g.mu.Unlock()
 	present := map[string]bool{}
 	for _, e := range entries {
 		if ctx.Err() != nil {
@@ -421,7 +451,11 @@ func (g *Guard) fullScan(ctx context.Context, why string) {
 	}
 	g.scans++
 	g.lastScan = g.opts.Now()
+	gone := len(g.sideloaded)
 	g.mu.Unlock()
+	if gone != before {
+		g.changed()
+	}
 	for n := range g.reported {
 		if !present[n] {
 			delete(g.reported, n)
@@ -439,6 +473,7 @@ func (g *Guard) handle(ctx context.Context, r result) {
 			g.sideloaded[r.name] = g.opts.Now().UTC()
 			g.mu.Unlock()
 			g.log.Info("sideload guard: sideloaded app tracked (sideloading is allowed on this device)", "app", r.name)
+			g.changed()
 			return
 		}
 	}
@@ -450,6 +485,9 @@ func (g *Guard) handle(ctx context.Context, r result) {
 	g.mu.Unlock()
 	if len(r.findings) == 0 {
 		delete(g.reported, r.name)
+		if wasSideloaded {
+			g.changed() // removed
+		}
 		return
 	}
 	g.respond(ctx, r, wasSideloaded)

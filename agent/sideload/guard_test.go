@@ -372,9 +372,12 @@ func TestNoDocumentFailsClosed(t *testing.T) {
 	d := &protocol.DesiredState{Sideload: protocol.SideloadPolicy{Allowed: true},
 		Apps:       []protocol.AppAssignment{{Name: "a"}},
 		Publishers: []protocol.Publisher{{Name: "acme", Keys: []string{"K"}}}}
-	p = PolicyFrom(d, []string{"b"})
+	p = PolicyFrom(d, []string{"a", "b"})
 	if !p.SideloadAllowed || !p.Managed["a"] || !p.Managed["b"] || p.Publishers["acme"][0] != "K" {
 		t.Fatalf("%+v", p)
+	}
+	if p.Leaving["a"] || !p.Leaving["b"] {
+		t.Fatalf("leaving %v: want b only (installed, no longer assigned)", p.Leaving)
 	}
 }
 
@@ -423,4 +426,48 @@ func TestQuarantineFailureKeepsRunning(t *testing.T) {
 		t.Fatal()
 	}
 	_ = time.Now
+}
+
+// An app the document no longer assigns, while the reconciler removes it,
+// is left alone even though its publisher's keys left the document.
+func TestLeavingAppLeftAlone(t *testing.T) {
+	f := newFixture(t)
+	f.installDemo("alpha")
+	g := f.start()
+	f.policy.Store(&Policy{Managed: map[string]bool{"alpha": true}, Leaving: map[string]bool{"alpha": true}})
+	g.Recheck()
+	eventually(t, "a scan with the new policy", func() bool { n, _ := g.Scans(); return n >= 2 })
+	f.alive()
+	if f.quarantined("alpha") != "" || len(f.eventsFor("alpha")) != 0 {
+		t.Fatalf("leaving app acted on: %v", f.eventsFor("alpha"))
+	}
+}
+
+// A removed publisher key: the running app keeps running (issue 4) as long
+// as the signed document still carries its exact manifest; a manifest the
+// document does not carry is still an integrity failure.
+func TestRemovedKeyVouchedByDocument(t *testing.T) {
+	f := newFixture(t)
+	f.installDemo("alpha")
+	raw, err := os.ReadFile(filepath.Join(f.apps, "alpha", "versions", "1.0.0", metaDirName, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := f.start()
+	p := *f.policy.Load()
+	p.Publishers = map[string][]string{} // the key is gone from the document
+	p.Vouched = map[string]bool{fmt.Sprintf("%x", sha256Sum(string(raw))): true}
+	f.policy.Store(&p)
+	g.Recheck()
+	eventually(t, "a scan after the key removal", func() bool { n, _ := g.Scans(); return n >= 2 })
+	f.alive()
+	if f.quarantined("alpha") != "" || len(f.eventsFor("alpha")) != 0 {
+		t.Fatalf("an app the document vouches for was quarantined: %v", f.eventsFor("alpha"))
+	}
+	// The document no longer carries it: now it is an integrity failure.
+	p2 := p
+	p2.Vouched = map[string]bool{}
+	f.policy.Store(&p2)
+	g.Recheck()
+	f.caught("alpha", KindIntegrity)
 }

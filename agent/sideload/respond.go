@@ -86,6 +86,7 @@ func (g *Guard) respond(ctx context.Context, r result, wasSideloaded bool) {
 		}
 		g.mu.Unlock()
 		delete(g.reported, r.name)
+		g.changed()
 	} else {
 		g.reported[r.name] = sig
 	}

@@ -85,8 +85,8 @@ func (a *API) initAccess() {
 }
 
 func (a *API) accessRoutes() {
-	public := func(pattern string, h handlerFunc) { a.mux.Handle(pattern, a.serve(h, false)) }
-	authed := func(pattern string, h handlerFunc) { a.mux.Handle(pattern, a.serve(h, true)) }
+	public := func(pattern string, h handlerFunc) { a.handle(pattern, authNone, h) }
+	authed := func(pattern string, h handlerFunc) { a.handle(pattern, authSession, h) }
 
 	authed("POST /api/v1/users", a.inviteUser)
 	public("POST /api/v1/users/activate", a.activateUser)

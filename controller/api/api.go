@@ -92,6 +92,10 @@ type API struct {
 	logins loginThrottle
 	apps   appLock
 	authz  *authz.Authorizer
+
+	// registered lists every route in registration order (see handle in
+	// openapi.go); openapi_test.go checks it against openapi.yaml.
+	registered []route
 }
 
 // New returns the API for opts.
@@ -122,8 +126,8 @@ func (a *API) Handler() http.Handler { return a.mux }
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 func (a *API) routes() {
-	public := func(pattern string, h handlerFunc) { a.mux.Handle(pattern, a.serve(h, false)) }
-	authed := func(pattern string, h handlerFunc) { a.mux.Handle(pattern, a.serve(h, true)) }
+	public := func(pattern string, h handlerFunc) { a.handle(pattern, authNone, h) }
+	authed := func(pattern string, h handlerFunc) { a.handle(pattern, authSession, h) }
 
 	public("POST /api/v1/login", a.login)
 	public("GET /api/v1/banner", a.banner)
@@ -151,6 +155,7 @@ func (a *API) routes() {
 	authed("GET /api/v1/status", a.fleetStatus)
 	a.appRoutes()
 	a.accessRoutes()
+	a.openapiRoutes()
 
 	a.mux.Handle("/", a.serve(func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "no such endpoint: %s %s (see the apiv1 package for the endpoints)", r.Method, r.URL.Path)

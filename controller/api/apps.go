@@ -69,7 +69,7 @@ type appLock struct{ mu sync.Mutex }
 const pushOverhead = 8 << 10
 
 func (a *API) appRoutes() {
-	authed := func(pattern string, h handlerFunc) { a.mux.Handle(pattern, a.serve(h, true)) }
+	authed := func(pattern string, h handlerFunc) { a.handle(pattern, authSession, h) }
 	authed("POST /api/v1/publishers", a.addPublisherKey)
 	authed("GET /api/v1/publishers", a.listPublishers)
 	authed("DELETE /api/v1/publishers/{name}", a.removePublisher)
@@ -84,7 +84,7 @@ func (a *API) appRoutes() {
 	authed("DELETE /api/v1/apps/{name}/assignments/{group}", a.unassignApp)
 
 	// Devices authenticate with their client certificate, not a session.
-	a.mux.Handle("GET /api/v1/artifacts/{sha256}", a.serve(a.downloadArtifact, false))
+	a.handle("GET /api/v1/artifacts/{sha256}", authDevice, a.downloadArtifact)
 }
 
 func (a *API) appStore() (AppStore, AppCatalog, error) {
