@@ -8,7 +8,7 @@ PKGS      = ./...
 RACE_PKGS = ./agent/... ./controller/... ./protocol/...
 FUZZTIME ?= 3s
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   = -s -w -X main.version=$(VERSION)
+LDFLAGS   = -s -w -X main.version=$(VERSION) -X github.com/edgewarden/edgewarden/agent.Version=$(VERSION)
 
 .PHONY: all build demo test vet fmt-check unit race fuzz e2e bench packages clean
 

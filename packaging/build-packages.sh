@@ -152,7 +152,7 @@ for arch in $ARCHES; do
 	dist=dist/linux_$arch
 	echo "build $dist (GOARCH=$goarch${goarm:+ GOARM=$goarm})"
 	CGO_ENABLED=0 GOOS=linux GOARCH=$goarch GOARM=$goarm \
-		"$GO" build -trimpath -ldflags "-s -w -X main.version=$VERSION" -o "$dist/" ./cmd/...
+		"$GO" build -trimpath -ldflags "-s -w -X main.version=$VERSION -X github.com/edgewarden/edgewarden/agent.Version=$VERSION" -o "$dist/" ./cmd/...
 	for b in edgewarden-agent edgewarden-controller edgewarden; do
 		printf '%s\t%s\t%s\n' "$arch" "$b" "$(stat -c %s "$dist/$b")" >>"$OUT/SIZES"
 	done

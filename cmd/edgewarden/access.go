@@ -416,11 +416,11 @@ func (a *app) accessDecideCmd(name string, explain bool) *cobra.Command {
 			}
 			err = a.emit(d, func(w *tabwriter.Writer) {
 				if !explain {
-					verdict := "denied"
+					verdict, may := "denied", "may not"
 					if d.Allowed {
-						verdict = "allowed"
+						verdict, may = "allowed", "may"
 					}
-					fmt.Fprintf(w, "%s: %s may %s on %s\n", verdict, d.User, d.Action, d.Resource)
+					fmt.Fprintf(w, "%s: %s %s %s on %s\n", verdict, d.User, may, d.Action, d.Resource)
 					if !d.Allowed {
 						fmt.Fprintln(w, d.Explanation)
 					}

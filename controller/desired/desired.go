@@ -134,6 +134,11 @@ func (c *Compiler) Compile(snap *store.Snapshot) ([]store.DesiredRecord, error) 
 		digest := doc.ContentDigest()
 		old, had := snap.Desired[dev.ID]
 		switch {
+		case dev.AppliedRevision > old.Revision:
+			// The device applied a revision this controller does not know
+			// (its data was restored from an older backup): continue above
+			// it, or the device would refuse every document as a replay.
+			doc.Revision = dev.AppliedRevision + 1
 		case !had || old.Digest != digest:
 			doc.Revision = old.Revision + 1
 		case old.ExpiresAt.Sub(now) < c.refreshBefore:

@@ -337,3 +337,33 @@ func TestParallelSigningMatchesSequential(t *testing.T) {
 		}
 	}
 }
+
+// A controller restored from an older backup knows older revisions than
+// its devices applied: it must continue above what each device reports, or
+// every device refuses its documents as replays.
+func TestCompileAfterRestoreContinuesAboveApplied(t *testing.T) {
+	clk := &clock{t0}
+	c := newCompiler(clk)
+	snap := fleetSnapshot()
+	apply(snap, mustCompile(t, c, snap))
+	snap.Devices[0].AppliedRevision = 7 // press-01 ran a newer controller's revision 7
+	clk.t = clk.t.Add(time.Minute)
+	recs := mustCompile(t, c, snap)
+	if len(recs) != 1 || recs[0].DeviceID != "press-01" || recs[0].Revision != 8 {
+		t.Fatalf("after restore: %+v", recs)
+	}
+	_, v, err := protocol.CheckDesired(recs[0].Envelope, protocol.CheckOptions{DeviceID: "press-01", Keys: trusted(testKey(1)),
+		Applied: protocol.Applied{Revision: 7}, Now: clk.t})
+	if err != nil || v != protocol.Apply {
+		t.Fatalf("the device would not take it: %v %v", v, err)
+	}
+}
+
+func mustCompile(t *testing.T, c *Compiler, snap *store.Snapshot) []store.DesiredRecord {
+	t.Helper()
+	recs, err := c.Compile(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -89,6 +90,12 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err := w.PingContext(ctx); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open database %s: %w (check that the directory exists and is writable)", path, err)
+	}
+	// The database holds password hashes and enrollment token hashes: only
+	// the controller's user may read it, whatever the umask.
+	if err := os.Chmod(path, 0o600); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	db := &DB{path: path, write: w, now: time.Now}
 	if err := db.migrate(ctx); err != nil {
