@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -286,11 +287,10 @@ func TestOpenAPIOperations(t *testing.T) {
 		}
 		var declared []string
 		for _, p := range op.Parameters {
-			if p.Ref != "" {
-				name := strings.TrimPrefix(p.Ref, "#/components/parameters/")
+			if ref := p.Ref; ref != "" {
 				var ok bool
-				if p, ok = doc.Components.Parameters[name]; !ok {
-					t.Errorf("%s: parameter %s does not resolve", key, p.Ref)
+				if p, ok = doc.Components.Parameters[strings.TrimPrefix(ref, "#/components/parameters/")]; !ok {
+					t.Errorf("%s: parameter %s does not resolve", key, ref)
 					continue
 				}
 			}
@@ -309,11 +309,10 @@ func TestOpenAPIOperations(t *testing.T) {
 
 		success := false
 		for code, resp := range op.Responses {
-			if resp.Ref != "" {
-				name := strings.TrimPrefix(resp.Ref, "#/components/responses/")
+			if ref := resp.Ref; ref != "" {
 				var ok bool
-				if resp, ok = doc.Components.Responses[name]; !ok {
-					t.Errorf("%s %s: response %s does not resolve", key, code, resp.Ref)
+				if resp, ok = doc.Components.Responses[strings.TrimPrefix(ref, "#/components/responses/")]; !ok {
+					t.Errorf("%s %s: response %s does not resolve", key, code, ref)
 					continue
 				}
 			}
@@ -623,6 +622,9 @@ func TestOpenAPIServed(t *testing.T) {
 			if ct := rec.Header().Get("Content-Type"); ct != tc.contentType {
 				t.Errorf("Content-Type %q, want %q", ct, tc.contentType)
 			}
+			if tc.contentType == "application/yaml" && !slices.Equal(rec.Body.Bytes(), OpenAPI()) {
+				t.Errorf("GET %s serves other bytes than OpenAPI()", tc.path)
+			}
 			d, err := tc.parse(rec.Body.Bytes())
 			if err != nil {
 				t.Fatalf("the served document does not parse: %v", err)
@@ -720,5 +722,143 @@ func TestOpenAPISchemaCheckFails(t *testing.T) {
 		return strings.Contains(p, "Grant.subject: refers to #/components/schemas/Subject")
 	}) {
 		t.Errorf("a field of another struct type is not reported: %q", probs)
+	}
+}
+
+// statusByName maps the names of net/http's status constants to codes.
+func statusByName() map[string]int {
+	m := map[string]int{}
+	for code := 100; code < 600; code++ {
+		if text := http.StatusText(code); text != "" {
+			m["Status"+strings.NewReplacer(" ", "", "-", "", "'", "").Replace(text)] = code
+		}
+	}
+	return m
+}
+
+// handlerStatuses reads this package's source and returns, for every route
+// registered with a literal pattern and a method value (authed("GET
+// /api/v1/x", a.getX)), the status codes the handler's code names: the
+// http.Status constants in its body and in every function or method of
+// this package it calls, transitively. Statuses that come from elsewhere
+// (store errors mapped by writeError, http.ServeContent) are not seen.
+func handlerStatuses(t *testing.T) map[string][]int {
+	t.Helper()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	funcs := map[string]*ast.FuncDecl{} // "name" or "API.name"
+	var parsed []*ast.File
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		file, err := parser.ParseFile(fset, f, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parsed = append(parsed, file)
+		for _, d := range file.Decls {
+			if fd, ok := d.(*ast.FuncDecl); ok {
+				key := fd.Name.Name
+				if fd.Recv != nil {
+					key = "API." + key
+				}
+				funcs[key] = fd
+			}
+		}
+	}
+	codes := statusByName()
+	memo := map[string][]int{}
+	var statuses func(key string) []int
+	statuses = func(key string) []int {
+		if s, ok := memo[key]; ok {
+			return s
+		}
+		memo[key] = nil // cycles
+		fd := funcs[key]
+		if fd == nil || fd.Body == nil {
+			return nil
+		}
+		var out []int
+		ast.Inspect(fd.Body, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.SelectorExpr:
+				if x, ok := n.X.(*ast.Ident); ok && x.Name == "http" && strings.HasPrefix(n.Sel.Name, "Status") {
+					code, ok := codes[n.Sel.Name]
+					if !ok {
+						t.Errorf("%s: unknown status constant http.%s", key, n.Sel.Name)
+					}
+					out = append(out, code)
+				} else if _, ok := funcs["API."+n.Sel.Name]; ok {
+					out = append(out, statuses("API."+n.Sel.Name)...)
+				}
+			case *ast.CallExpr:
+				if id, ok := n.Fun.(*ast.Ident); ok {
+					out = append(out, statuses(id.Name)...)
+				}
+			}
+			return true
+		})
+		slices.Sort(out)
+		out = slices.Compact(out)
+		memo[key] = out
+		return out
+	}
+
+	routes := map[string][]int{}
+	for _, file := range parsed {
+		ast.Inspect(file, func(n ast.Node) bool {
+			call, ok := n.(*ast.CallExpr)
+			if !ok || len(call.Args) < 2 {
+				return true
+			}
+			lit, ok := call.Args[0].(*ast.BasicLit)
+			if !ok || lit.Kind != token.STRING || !strings.Contains(lit.Value, " /api/") {
+				return true
+			}
+			h, ok := call.Args[len(call.Args)-1].(*ast.SelectorExpr)
+			if !ok {
+				return true
+			}
+			pattern := strings.Trim(lit.Value, "\"`")
+			routes[pattern] = statuses("API." + h.Sel.Name)
+			return true
+		})
+	}
+	return routes
+}
+
+// unreachableStatuses are statuses handlerStatuses sees in code a handler
+// calls but the handler cannot answer: listings call authorize with "*",
+// which never refuses (the handler filters instead).
+var unreachableStatuses = map[string][]int{
+	"GET /api/v1/devices":    {http.StatusForbidden},
+	"GET /api/v1/status":     {http.StatusForbidden},
+	"GET /api/v1/groups":     {http.StatusForbidden},
+	"GET /api/v1/publishers": {http.StatusForbidden},
+	"GET /api/v1/apps":       {http.StatusForbidden},
+}
+
+// TestOpenAPIStatuses fails when a handler's code names a status code its
+// operation in openapi.yaml does not list.
+func TestOpenAPIStatuses(t *testing.T) {
+	ops := loadDoc(t, openapiYAML).operations(t)
+	found := handlerStatuses(t)
+	if len(found) < len(realRoutes(t))-2 {
+		t.Fatalf("found the handlers of only %d routes in the source", len(found))
+	}
+	for pattern, codes := range found {
+		op, ok := ops[pattern]
+		if !ok {
+			continue // TestOpenAPIRoutes reports it
+		}
+		for _, code := range codes {
+			if _, ok := op.Responses[strconv.Itoa(code)]; !ok && !slices.Contains(unreachableStatuses[pattern], code) {
+				t.Errorf("%s: the handler answers %d, openapi.yaml does not list it", pattern, code)
+			}
+		}
 	}
 }
