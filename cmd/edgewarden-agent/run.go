@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -85,6 +86,16 @@ func newRunCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Apps run from their own directories: every path the agent
+			// hands on must be absolute.
+			if stateDir, err = filepath.Abs(stateDir); err != nil {
+				return err
+			}
+			if cfg.AppsDir == "" {
+				cfg.AppsDir = agent.AppsDir(stateDir)
+			} else if cfg.AppsDir, err = filepath.Abs(cfg.AppsDir); err != nil {
+				return err
+			}
 			log, err := cfg.logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -106,6 +117,7 @@ func newRunCmd() *cobra.Command {
 				Socket:            cmp.Or(cfg.Socket, agent.DefaultSocket),
 				SocketGroup:       cfg.SocketGroup,
 				Apps:              rt.rec,
+				AppsDir:           cfg.AppsDir, // the guard watches where apps are installed
 			})
 			if err != nil {
 				return err
