@@ -9,6 +9,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,6 +35,12 @@ import (
 // Version is the agent version reported in status; set at build time with
 // -ldflags "-X github.com/edgewarden/edgewarden/agent.Version=...".
 var Version = "dev"
+
+// Defaults of Options' intervals.
+const (
+	DefaultHeartbeatInterval = 30 * time.Second
+	DefaultOutboxInterval    = 5 * time.Second
+)
 
 // DefaultSocket is the default path of the agent's local API socket.
 const DefaultSocket = "/run/edgewarden/agent.sock"
@@ -108,6 +115,7 @@ type Agent struct {
 	changed   chan struct{} // an apply, refresh or rejection: report status
 	connected chan struct{} // the link (re)connected
 	reconcile chan *apply.Policy
+	intervals chan intervals // a config reload changed the timers
 
 	runMu   sync.Mutex
 	running bool
@@ -125,10 +133,10 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 		opts.Logger = slog.Default()
 	}
 	if opts.HeartbeatInterval <= 0 {
-		opts.HeartbeatInterval = 30 * time.Second
+		opts.HeartbeatInterval = DefaultHeartbeatInterval
 	}
 	if opts.OutboxInterval <= 0 {
-		opts.OutboxInterval = 5 * time.Second
+		opts.OutboxInterval = DefaultOutboxInterval
 	}
 	if opts.PublishTimeout <= 0 {
 		opts.PublishTimeout = 10 * time.Second
@@ -159,6 +167,7 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 		startedAt: opts.Now().UTC(),
 		changed:   make(chan struct{}, 1),
 		connected: make(chan struct{}, 1),
+		intervals: make(chan intervals, 1),
 		reconcile: make(chan *apply.Policy, 1),
 	}
 	a.applier, err = apply.New(ctx, apply.Options{
@@ -382,6 +391,30 @@ func (a *Agent) Run(ctx context.Context) error {
 			heartbeat.Reset(jitter(a.opts.HeartbeatInterval))
 		case <-outbox.C:
 			a.drainOutbox(ctx)
+		case iv := <-a.intervals:
+			a.opts.HeartbeatInterval, a.opts.OutboxInterval = iv.heartbeat, iv.outbox
+			heartbeat.Reset(jitter(iv.heartbeat))
+			outbox.Reset(iv.outbox)
+		}
+	}
+}
+
+type intervals struct{ heartbeat, outbox time.Duration }
+
+// SetIntervals changes the status heartbeat and the outbox retry period of
+// a running agent (a config reload); zero keeps the default. It never
+// blocks: a change not yet taken is replaced by the newer one.
+func (a *Agent) SetIntervals(heartbeat, outbox time.Duration) {
+	iv := intervals{cmp.Or(heartbeat, DefaultHeartbeatInterval), cmp.Or(outbox, DefaultOutboxInterval)}
+	for {
+		select {
+		case a.intervals <- iv:
+			return
+		default:
+		}
+		select {
+		case <-a.intervals: // drop the stale request
+		default:
 		}
 	}
 }

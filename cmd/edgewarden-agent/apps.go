@@ -9,6 +9,7 @@ import (
 
 	"github.com/edgewarden/edgewarden/agent"
 	"github.com/edgewarden/edgewarden/agent/apps"
+	"github.com/edgewarden/edgewarden/agent/config"
 	"github.com/edgewarden/edgewarden/agent/identity"
 	"github.com/edgewarden/edgewarden/agent/runtime"
 	"github.com/edgewarden/edgewarden/protocol/manifest"
@@ -29,7 +30,7 @@ type appRuntime struct {
 
 // newAppRuntime builds the reconciler. notify is called on every app state
 // change (the agent publishes a status report).
-func newAppRuntime(stateDir string, cfg *config, log *slog.Logger, notify func()) (*appRuntime, error) {
+func newAppRuntime(stateDir string, cfg *config.Config, log *slog.Logger, notify func()) (*appRuntime, error) {
 	id, err := identity.Load(stateDir)
 	if err != nil {
 		return nil, err

@@ -1,76 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"cmp"
 	"context"
-	"errors"
-	"fmt"
-	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
-	"time"
+	"sync"
 
 	"github.com/spf13/cobra"
-	"gopkg.in/yaml.v3"
 
 	"github.com/edgewarden/edgewarden/agent"
+	"github.com/edgewarden/edgewarden/agent/config"
 )
-
-// config is the agent's optional config file (YAML). Unknown keys are an
-// error. Zero values mean the defaults.
-type config struct {
-	LogLevel          string        `yaml:"log_level"`  // debug, info (default), warn, error
-	LogFormat         string        `yaml:"log_format"` // text (default) or json
-	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
-	OutboxInterval    time.Duration `yaml:"outbox_interval"`
-	Socket            string        `yaml:"socket"`   // default /run/edgewarden/agent.sock
-	AppsDir           string        `yaml:"apps_dir"` // default STATE/apps
-
-	// SocketGroup is the group given the local API socket (mode 0660);
-	// default: the agent's own group.
-	SocketGroup string `yaml:"socket_group"`
-
-	// SystemdUnitDir and AppUser configure the systemd app runtime:
-	// default /etc/systemd/system and edgewarden-app.
-	SystemdUnitDir string `yaml:"systemd_unit_dir"`
-	AppUser        string `yaml:"app_user"`
-}
-
-func loadConfig(path string) (*config, error) {
-	var c config
-	if path == "" {
-		return &c, nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("config %s: %w", path, err)
-	}
-	return &c, nil
-}
-
-func (c *config) logger(w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if c.LogLevel != "" {
-		if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
-			return nil, fmt.Errorf("config: log_level %q: want debug, info, warn or error", c.LogLevel)
-		}
-	}
-	ho := &slog.HandlerOptions{Level: level}
-	switch c.LogFormat {
-	case "", "text":
-		return slog.New(slog.NewTextHandler(w, ho)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, ho)), nil
-	}
-	return nil, fmt.Errorf("config: log_format %q: want text or json", c.LogFormat)
-}
 
 func newRunCmd() *cobra.Command {
 	var stateDir, configPath string
@@ -82,7 +23,7 @@ func newRunCmd() *cobra.Command {
 			if stateDir == "" {
 				return usage{"run needs --state"}
 			}
-			cfg, err := loadConfig(configPath)
+			cfg, err := config.Load(configPath)
 			if err != nil {
 				return err
 			}
@@ -96,10 +37,10 @@ func newRunCmd() *cobra.Command {
 			} else if cfg.AppsDir, err = filepath.Abs(cfg.AppsDir); err != nil {
 				return err
 			}
-			log, err := cfg.logger(cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
+			level := new(slog.LevelVar)
+			l, _ := cfg.Level() // validated by Load
+			level.Set(l)
+			log := cfg.Logger(cmd.ErrOrStderr(), level)
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
 			var a *agent.Agent // set before anything can call notify
@@ -124,6 +65,25 @@ func newRunCmd() *cobra.Command {
 			}
 			defer a.Close()
 			rt.start(ctx)
+			if configPath != "" {
+				// Live reload: log level and intervals change at once; the
+				// rest is logged as needing a restart. A bad file is logged
+				// and the running configuration stays.
+				var wg sync.WaitGroup
+				defer wg.Wait()
+				defer cancel()
+				wg.Go(func() {
+					err := config.Watch(ctx, config.WatchOptions{Path: configPath, Current: cfg, Logger: log,
+						Apply: func(next *config.Config, _ []string) {
+							l, _ := next.Level()
+							level.Set(l)
+							a.SetIntervals(next.HeartbeatInterval, next.OutboxInterval)
+						}})
+					if err != nil {
+						log.Warn("config file not watched; changes need a restart", "path", configPath, "err", err)
+					}
+				})
+			}
 			err = a.Run(ctx)
 			log.Info("agent stopped")
 			return err

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/edgewarden/edgewarden/agent"
+	"github.com/edgewarden/edgewarden/agent/config"
 )
 
 func newStatusCmd() *cobra.Command {
@@ -24,7 +25,7 @@ func newStatusCmd() *cobra.Command {
 			if output != "" && output != "json" && output != "table" {
 				return usage{fmt.Sprintf("-o %q: want json or table", output)}
 			}
-			cfg, err := loadConfig(configPath)
+			cfg, err := config.Load(configPath)
 			if err != nil {
 				return err
 			}

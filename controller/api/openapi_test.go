@@ -862,3 +862,71 @@ func TestOpenAPIStatuses(t *testing.T) {
 		}
 	}
 }
+
+// TestRoutesRegisteredThroughHandle fails when code registers a route on
+// the mux directly: only routes registered with handle are listed, and so
+// checked against openapi.yaml. The catch-all "/" is the one exception.
+func TestRoutesRegisteredThroughHandle(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		file, err := parser.ParseFile(fset, f, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, where := range directRegistrations(fset, file) {
+			t.Errorf("%s registers a route on the mux directly; use a.handle (or the public/authed helpers) so openapi_test.go sees it", where)
+		}
+	}
+
+	// The check itself finds a direct registration.
+	src := `package api
+func (a *API) more() {
+	a.mux.Handle("/", nil)
+	a.mux.Handle("GET /api/v1/secret", a.serve(a.secret, false))
+}`
+	file, err := parser.ParseFile(fset, "more.go", src, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := directRegistrations(fset, file); len(got) != 1 || !strings.Contains(got[0], "more.go:4") {
+		t.Errorf("directRegistrations of a direct registration: %q, want one at more.go:4", got)
+	}
+}
+
+// directRegistrations lists where file calls mux.Handle or mux.HandleFunc
+// outside handle, other than for the catch-all "/".
+func directRegistrations(fset *token.FileSet, file *ast.File) []string {
+	var out []string
+	for _, d := range file.Decls {
+		fd, ok := d.(*ast.FuncDecl)
+		if !ok || fd.Body == nil || fd.Name.Name == "handle" {
+			continue
+		}
+		ast.Inspect(fd.Body, func(n ast.Node) bool {
+			call, ok := n.(*ast.CallExpr)
+			if !ok || len(call.Args) == 0 {
+				return true
+			}
+			sel, ok := call.Fun.(*ast.SelectorExpr)
+			if !ok || (sel.Sel.Name != "Handle" && sel.Sel.Name != "HandleFunc") {
+				return true
+			}
+			if recv, ok := sel.X.(*ast.SelectorExpr); !ok || recv.Sel.Name != "mux" {
+				return true
+			}
+			if lit, ok := call.Args[0].(*ast.BasicLit); ok && lit.Value == `"/"` {
+				return true
+			}
+			out = append(out, fmt.Sprintf("%s (in %s)", fset.Position(call.Pos()), fd.Name.Name))
+			return true
+		})
+	}
+	return out
+}
