@@ -4,8 +4,10 @@
 // trusted publishers, signed apps and their assignment, artifact downloads
 // for devices (mutual TLS), and the fleet summary.
 //
-// Every endpoint except login, banner and enroll needs a session token
-// (Authorization: Bearer). Each handler asks authorize whether the session's
+// Every endpoint except login, banner, enroll, users/activate and the OpenAPI
+// document (GET /api/v1/openapi.yaml, .json) needs a session token
+// (Authorization: Bearer); artifact downloads authenticate with the device's
+// client certificate instead. Each handler asks authorize whether the session's
 // user may do what it asks; every change is written to the audit log.
 // Changes that affect desired-state documents call Options.Changed, which
 // triggers a recompilation.

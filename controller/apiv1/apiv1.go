@@ -2,9 +2,14 @@
 // shared by the server (controller/api) and its Go client (controller/client,
 // used by the edgewarden CLI and the end-to-end tests).
 //
+// The whole API is described by the OpenAPI document the controller serves
+// at GET /api/v1/openapi.yaml (controller/api/openapi.yaml, checked against
+// the routes and these types by its tests).
+//
 // Conventions: JSON bodies with snake_case fields; every path is under
-// /api/v1; every endpoint except Login, Banner and Enroll needs
-// "Authorization: Bearer <session token>". Errors come back with a 4xx/5xx
+// /api/v1; every endpoint except login, banner, enroll, users/activate and
+// the OpenAPI document needs "Authorization: Bearer <session token>";
+// artifact downloads authenticate with the device certificate. Errors come back with a 4xx/5xx
 // status and an Error body whose message says what failed, why, and what to
 // do. Durations are whole seconds. Creating calls (POST /enroll-tokens,
 // POST /groups) answer 201 Created; DELETE calls that return no body answer
