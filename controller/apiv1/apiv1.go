@@ -9,8 +9,8 @@
 // Conventions: JSON bodies with snake_case fields; every path is under
 // /api/v1; every endpoint except login, banner, enroll, users/activate and
 // the OpenAPI document needs "Authorization: Bearer <session token>";
-// artifact downloads authenticate with the device certificate. Errors come back with a 4xx/5xx
-// status and an Error body whose message says what failed, why, and what to
+// artifact downloads authenticate with the device certificate. Errors come
+// back with a 4xx/5xx status and an Error body whose message says what failed, why, and what to
 // do. Durations are whole seconds. Creating calls (POST /enroll-tokens,
 // POST /groups) answer 201 Created; DELETE calls that return no body answer
 // 204 No Content; everything else answers 200 OK.
