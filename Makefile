@@ -10,7 +10,7 @@ FUZZTIME ?= 3s
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   = -s -w -X main.version=$(VERSION) -X github.com/edgewarden/edgewarden/agent.Version=$(VERSION)
 
-.PHONY: all build demo test vet fmt-check unit race fuzz e2e bench packages clean
+.PHONY: all build demo test vet fmt-check unit race fuzz e2e bench packages package-test clean
 
 all: build
 
@@ -54,6 +54,12 @@ e2e:
 PKG_VERSION ?= $(shell git describe --tags --match 'v[0-9]*' 2>/dev/null | sed 's/^v//' || true)
 packages:
 	bash packaging/build-packages.sh $(or $(PKG_VERSION),0.0.0-dev)
+
+# Installs the amd64 .debs into a clean Debian root (debootstrap) and checks
+# files, user, units, upgrade and purge. Needs root.
+package-test:
+	bash packaging/build-packages.sh $(or $(PKG_VERSION),0.0.0-dev) amd64
+	bash packaging/test-deb-install.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./protocol/... ./controller/... ./agent/...

@@ -82,6 +82,11 @@ type AppAssignment struct {
 // the default: banned.
 type SideloadPolicy struct {
 	Allowed bool `json:"allowed"`
+	// Groups names the device groups whose override decided Allowed
+	// (sorted): the groups that ban sideloading when Allowed is false, the
+	// ones that allow it otherwise. Empty: no group of the device has an
+	// override, so the controller's global policy decided.
+	Groups []string `json:"groups,omitempty"`
 }
 
 // ContentDigest identifies the content of a document, leaving out what a

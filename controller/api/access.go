@@ -967,6 +967,9 @@ func (a *API) settings(ctx context.Context, st AccessStore) (apiv1.Settings, err
 	if m[SettingSideload] == apiv1.SideloadAllow {
 		s.Sideload = apiv1.SideloadAllow
 	}
+	if s.SideloadOverrides, err = a.sideloadOverrides(ctx); err != nil { // events.go
+		return apiv1.Settings{}, err
+	}
 	return s, nil
 }
 

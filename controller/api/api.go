@@ -157,6 +157,7 @@ func (a *API) routes() {
 	authed("GET /api/v1/status", a.fleetStatus)
 	a.appRoutes()
 	a.accessRoutes()
+	a.eventRoutes() // events.go: device events, sideload overrides
 	a.openapiRoutes()
 
 	a.mux.Handle("/", a.serve(func(w http.ResponseWriter, r *http.Request) error {

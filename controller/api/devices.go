@@ -221,5 +221,8 @@ func (a *API) fleetStatus(w http.ResponseWriter, r *http.Request) error {
 			st.Failing++
 		}
 	}
+	if err := a.securitySummary(r.Context(), may, &st); err != nil { // events.go
+		return err
+	}
 	return writeJSON(w, http.StatusOK, st)
 }

@@ -75,6 +75,8 @@ var schemaTypes = map[string]struct {
 	"Settings":                 {reflect.TypeFor[apiv1.Settings](), true},
 	"SetBannerRequest":         {reflect.TypeFor[apiv1.SetBannerRequest](), false},
 	"SetSideloadRequest":       {reflect.TypeFor[apiv1.SetSideloadRequest](), false},
+	"SideloadOverride":         {reflect.TypeFor[apiv1.SideloadOverride](), true},
+	"Event":                    {reflect.TypeFor[apiv1.Event](), true},
 	"AddPublisherKeyRequest":   {reflect.TypeFor[apiv1.AddPublisherKeyRequest](), false},
 	"Publisher":                {reflect.TypeFor[apiv1.Publisher](), true},
 	"PublisherKey":             {reflect.TypeFor[apiv1.PublisherKey](), true},

@@ -37,6 +37,9 @@ import (
 //	GET    /api/v1/settings                       → Settings
 //	PUT    /api/v1/settings/banner                SetBannerRequest → Settings
 //	PUT    /api/v1/settings/sideload              SetSideloadRequest → Settings
+//	PUT    /api/v1/settings/sideload/groups/{name} SetSideloadRequest → Settings (a group override)
+//	DELETE /api/v1/settings/sideload/groups/{name} → Settings (the group follows the global policy again)
+//	GET    /api/v1/events?kind=K&severity=S&device=D&since=RFC3339&limit=N → []Event (newest first)
 
 // User states.
 const (
@@ -205,6 +208,11 @@ const (
 type Settings struct {
 	Banner   string `json:"banner"`
 	Sideload string `json:"sideload"` // "deny" (default) or "allow"
+	// SideloadOverrides are the device groups that override the global
+	// sideload policy, by group name (events.go). A device follows the
+	// global policy unless one of its groups has an override; when its
+	// groups disagree, deny wins.
+	SideloadOverrides []SideloadOverride `json:"sideload_overrides"`
 }
 
 // SetBannerRequest sets the system-use banner; empty removes it.

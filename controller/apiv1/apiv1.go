@@ -187,4 +187,9 @@ type FleetStatus struct {
 	Drifting int `json:"drifting"` // applied < desired, no rejection
 	Failing  int `json:"failing"`  // last document rejected
 	Pending  int `json:"pending"`  // waiting for approval
+	// SecurityEvents24h counts the security events (severity "security")
+	// the devices reported in the last 24 hours; RecentSecurityEvents are
+	// the latest few, newest first. Both cover the devices counted here.
+	SecurityEvents24h    int     `json:"security_events_24h"`
+	RecentSecurityEvents []Event `json:"recent_security_events"`
 }

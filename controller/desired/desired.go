@@ -212,13 +212,12 @@ func (c *Compiler) build(snap *store.Snapshot, m *fleet.Membership, dev *store.D
 		DeviceID: dev.ID,
 		Groups:   groups,
 		Banner:   snap.Settings[SettingBanner],
-		Sideload: protocol.SideloadPolicy{Allowed: snap.Settings[SettingSideload] == "allow"},
+		Sideload: sideloadPolicy(snap, groups), // sideload.go
 	}
 	if len(dev.Labels) > 0 {
 		doc.Labels = dev.Labels
 	}
-	// Still to come, each computed from the snapshot for this device:
-	//   doc.Sideload      per-group overrides of the global policy;
+	// Still to come, computed from the snapshot for this device:
 	//   doc.NextControllerKey during a key rotation.
 	apps(snap, groups, doc) // doc.Apps and doc.Publishers (apps.go)
 	return doc

@@ -32,6 +32,9 @@ func (db *DB) Snapshot(ctx context.Context) (*Snapshot, error) {
 		if err := snapshotApps(ctx, tx, s); err != nil {
 			return err
 		}
+		if s.SideloadOverrides, err = listSideloadOverrides(ctx, tx); err != nil {
+			return err
+		}
 		s.Desired = map[string]DesiredRecord{}
 		rows, err := tx.QueryContext(ctx, `SELECT device_id, revision, digest, issued_at, expires_at, envelope FROM desired`)
 		if err != nil {

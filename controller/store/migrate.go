@@ -134,6 +134,8 @@ CREATE INDEX audit_at ON audit (at);
 	// 3: trusted publishers and keys, app versions and their artifacts,
 	// app assignments to groups (apps.go).
 	appsSchema,
+	// 4: per-group sideload overrides (sideload.go).
+	sideloadSchema,
 }
 
 // migrate applies the migrations the database has not seen yet. A database

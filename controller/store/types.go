@@ -145,4 +145,8 @@ type Snapshot struct {
 	Publishers  []Publisher
 	Assignments []Assignment
 	AppVersions []AppVersion
+
+	// SideloadOverrides are the per-group overrides of the global sideload
+	// policy (sideload.go), by group name.
+	SideloadOverrides []SideloadOverride
 }

@@ -197,6 +197,13 @@ CREATE TABLE settings (
 	value TEXT NOT NULL
 ) STRICT;
 
+CREATE TABLE sideload_overrides (
+	group_name TEXT PRIMARY KEY REFERENCES device_groups (name) ON DELETE CASCADE,
+	policy     TEXT NOT NULL CHECK (policy IN ('allow', 'deny')),
+	set_by     TEXT NOT NULL DEFAULT '',
+	set_at     INTEGER NOT NULL
+) STRICT;
+
 CREATE TABLE team_members (
 	team      TEXT NOT NULL REFERENCES teams (name) ON DELETE CASCADE,
 	user_name TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
