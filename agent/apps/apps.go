@@ -124,6 +124,9 @@ type entry struct {
 	// operatorStopped: stopped through the local API; not restarted by a
 	// pass until started again (or the agent restarts).
 	operatorStopped bool
+	// sideloaded: installed from a local package (local.go), not from
+	// the document.
+	sideloaded bool
 	// permanent failures by attemptKey; retry state of the target.
 	permanent map[[32]byte]string
 	attempts  int
@@ -288,6 +291,8 @@ func (r *Reconciler) pass(ctx context.Context, p *apply.Policy) error {
 	if err != nil {
 		return fmt.Errorf("list installed apps: %w", err)
 	}
+	// Sideloaded apps are not the document's to remove (local.go).
+	side := r.sideloadedApps(ctx, p, installed, desired)
 
 	// Removed.
 	for _, name := range slices.Sorted(maps.Keys(installed)) {
@@ -302,7 +307,7 @@ func (r *Reconciler) pass(ctx context.Context, p *apply.Policy) error {
 	r.mu.Lock()
 	for name := range r.apps {
 		if _, ok := desired[name]; !ok {
-			if _, inst := installed[name]; !inst {
+			if _, inst := installed[name]; !inst && !side[name] {
 				delete(r.apps, name)
 			}
 		}
@@ -652,6 +657,10 @@ func (r *Reconciler) list(ctx context.Context) []protocol.AppStatus {
 	r.mu.Lock()
 	snap := make(map[string]entry, len(r.apps))
 	for n, e := range r.apps {
+		if e.sideloaded && !r.in.Sideloaded(n) {
+			delete(r.apps, n) // quarantined by the sideload guard, or replaced
+			continue
+		}
 		snap[n] = *e
 	}
 	r.mu.Unlock()
@@ -664,12 +673,12 @@ func (r *Reconciler) list(ctx context.Context) []protocol.AppStatus {
 
 func (r *Reconciler) statusOf(ctx context.Context, name string, e entry) protocol.AppStatus {
 	if e.phase != "" {
-		return protocol.AppStatus{Name: name, Version: e.target, State: e.phase, Reason: e.reason}
+		return protocol.AppStatus{Name: name, Version: e.target, State: e.phase, Reason: e.reason, Sideloaded: e.sideloaded}
 	}
 	if e.version == "" {
 		return protocol.AppStatus{Name: name, State: protocol.AppPending}
 	}
-	st := protocol.AppStatus{Name: name, Version: e.version, State: protocol.AppInstalled}
+	st := protocol.AppStatus{Name: name, Version: e.version, State: protocol.AppInstalled, Sideloaded: e.sideloaded}
 	var reasons []string
 	if e.startErr != "" {
 		st.State = protocol.AppFailed

@@ -96,25 +96,26 @@ func (r *Reconciler) Logs(ctx context.Context, name string, lines int) ([]string
 	return l, err
 }
 
-// Install implements localapi.Apps. Sideloading a local package is not
-// implemented by this reconciler yet.
-func (r *Reconciler) Install(context.Context, localapi.InstallRequest) (protocol.AppStatus, error) {
-	return protocol.AppStatus{}, fmt.Errorf("%w: installing a local package is not supported by this agent yet; assign the app from the controller (`edgewarden apps assign`)", localapi.ErrNoRuntime)
-}
+// Install (sideloading a local package) is in sideload.go.
 
 // Managed names the apps the reconciler manages: assigned in the document
-// in force or installed and not yet removed. The sideload guard treats
-// every other directory in the apps directory as sideloaded.
+// in force or installed from it and not yet removed. The sideload guard
+// treats every other directory in the apps directory, including the apps
+// sideloaded through Install, as sideloaded.
 func (r *Reconciler) Managed() []string {
 	r.mu.Lock()
 	names := make(map[string]bool, len(r.apps))
-	for n := range r.apps {
-		names[n] = true
+	for n, e := range r.apps {
+		if !e.sideloaded {
+			names[n] = true
+		}
 	}
 	r.mu.Unlock()
 	if inst, err := r.in.Installed(); err == nil {
 		for n := range inst {
-			names[n] = true
+			if !r.in.Sideloaded(n) { // the guard tracks those as sideloaded
+				names[n] = true
+			}
 		}
 	}
 	return slices.Sorted(maps.Keys(names))

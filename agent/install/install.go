@@ -689,7 +689,10 @@ func syncDir(dir string) error {
 type InstalledApp struct {
 	Name, Version string
 	Manifest      []byte
-	Signature     []byte
+	Signature     []byte // nil for a sideloaded version
+	// Sideloaded: installed from a local package by InstallLocal
+	// (local.go), unsigned; Signature is nil.
+	Sideloaded bool
 }
 
 // CurrentApp returns the current version of an app with its manifest and
@@ -703,6 +706,9 @@ func (in *Installer) CurrentApp(name string) (*InstalledApp, error) {
 	raw, err := os.ReadFile(filepath.Join(meta, "manifest.json"))
 	if err != nil {
 		return nil, fmt.Errorf("read installed manifest of %s@%s: %w", name, v, err)
+	}
+	if _, err := os.Lstat(filepath.Join(meta, sideloadedFile)); err == nil {
+		return &InstalledApp{Name: name, Version: v, Manifest: raw, Sideloaded: true}, nil
 	}
 	sig, err := os.ReadFile(filepath.Join(meta, "signature"))
 	if err != nil {

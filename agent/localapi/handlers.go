@@ -271,8 +271,8 @@ func (s *Server) install(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !g.Policy.Doc.Sideload.Allowed {
-		err := fmt.Errorf("%w: the sideload ban is on for this device, so local installs are refused; a user with device:sideload on one of its groups (%s) can lift it with `edgewarden settings sideload allow --group G`, or assign a signed app version from the controller instead",
-			errBanned, groupList(g.Policy.Doc.Groups))
+		err := fmt.Errorf("%w: the sideload ban is on for this device, so local installs are refused; %s, or assign a signed app version from the controller instead",
+			errBanned, howToLift(g.Policy.Doc.Sideload, g.Policy.Doc.Groups))
 		s.denied(r, g, access.DeviceSideload, err)
 		writeError(w, http.StatusForbidden, err.Error())
 		return
@@ -293,7 +293,7 @@ func (s *Server) install(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.audit.record(r.Context(), protocol.Event{
-		Kind:     EventAction,
+		Kind:     EventSideloadInstalled,
 		Severity: "security",
 		Message:  fmt.Sprintf("%s sideloaded app %s %s locally", g.Claims.Subject, st.Name, st.Version),
 		Details: details(r.Context(), "user", g.Claims.Subject, "action", "install", "app", st.Name,
@@ -302,11 +302,23 @@ func (s *Server) install(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, localwire.AppResult{App: st})
 }
 
-func groupList(groups []string) string {
-	if len(groups) == 0 {
-		return "it is in no group yet"
+// howToLift says who can lift the ban and with which command: the groups
+// whose override bans it (deny wins, so each must be lifted), else any
+// group of the device, else the global policy.
+func howToLift(p protocol.SideloadPolicy, groups []string) string {
+	switch {
+	case len(p.Groups) > 0:
+		cmds := make([]string, len(p.Groups))
+		for i, g := range p.Groups {
+			cmds[i] = "`edgewarden settings sideload allow --group " + g + "`"
+		}
+		return fmt.Sprintf("it is banned by the override of group %s: a user with device:sideload on that group can lift it with %s",
+			strings.Join(p.Groups, ", "), strings.Join(cmds, " and "))
+	case len(groups) > 0:
+		return fmt.Sprintf("a user with device:sideload on one of its groups (%s) can lift it for that group with `edgewarden settings sideload allow --group %s`, or an admin with controller:settings everywhere with `edgewarden settings sideload allow`",
+			strings.Join(groups, ", "), groups[0])
 	}
-	return strings.Join(groups, ", ")
+	return "the device is in no group, so only an admin with controller:settings can lift it, for every device, with `edgewarden settings sideload allow` (or add the device to a group and use `edgewarden settings sideload allow --group G`)"
 }
 
 // authorize answers POST {action}, or any method with ?action=A (nginx

@@ -791,9 +791,20 @@ func TestSideloadInstall(t *testing.T) {
 	if !res.App.Sideloaded || pkg != "package bytes" || user != "erin" || f.apps.lastCall() != "install tool.tar.gz" {
 		t.Errorf("install: %+v, package %q by %q, runtime saw %q", res, pkg, user, f.apps.lastCall())
 	}
-	evs := f.events(localapi.EventAction)
-	if len(evs) != 1 || evs[0].Severity != "security" || evs[0].Details["action"] != "install" {
+	evs := f.events(localapi.EventSideloadInstalled)
+	if len(evs) != 1 || evs[0].Severity != "security" || evs[0].Details["action"] != "install" || evs[0].Details["user"] != "erin" {
 		t.Errorf("install events = %+v", evs)
+	}
+
+	// Banned again by a group override: the message names that group's
+	// command.
+	d = f.doc(baseInput())
+	d.Sideload = protocol.SideloadPolicy{Allowed: false, Groups: []string{"cell-3"}}
+	f.publish(d)
+	r = install(erin)
+	wantStatus(t, r, http.StatusForbidden)
+	if msg := r.errMsg(t); !strings.Contains(msg, "override of group cell-3") || !strings.Contains(msg, "`edgewarden settings sideload allow --group cell-3`") {
+		t.Errorf("ban by an override: %q", msg)
 	}
 }
 

@@ -153,6 +153,7 @@ func serveCmd(stderr io.Writer) *cobra.Command {
 	c.Flags().StringVar(&opts.AdvertiseHTTP, "advertise-http", "", "REST URL given to enrolling agents (default: https:// + the bound --http address)")
 	c.Flags().StringVar(&opts.AdvertiseMQTT, "advertise-mqtt", "", "broker URL given to enrolling agents (default: tls:// + the bound --mqtt address)")
 	c.Flags().StringVar(&opts.MetricsAddr, "metrics", "", "serve Prometheus /metrics and /healthz over plain HTTP on this address (e.g. 127.0.0.1:9464); off when empty")
+	c.Flags().StringVar(&opts.SIEMLog, "siem-log", "", "append every security event (device events of severity security, audit entries of kind security) to this file as JSON lines, after it is committed; at least once, so deduplicate on id / device_id+event_id (off when empty)")
 	c.Flags().DurationVar(&opts.DocumentTTL, "document-ttl", server.DefaultDocumentTTL, "validity of signed desired-state documents (re-signed before expiry)")
 	c.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	c.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")

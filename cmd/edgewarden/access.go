@@ -511,44 +511,7 @@ you may do there, so removing a grant takes effect without waiting for expiry.`
 
 // ---- audit and settings ----
 
-func (a *app) auditCmd() *cobra.Command {
-	var since time.Duration
-	var kind string
-	var limit int
-	ls := a.simple("ls [--since D] [--kind K]", "List audit entries, newest first",
-		"  edgewarden audit ls --since 24h --kind security", cobra.NoArgs,
-		func(cmd *cobra.Command, cl *client.Client, _ []string) error {
-			f := client.AuditFilter{Kind: kind, Limit: limit}
-			if since < 0 {
-				return usagef("--since must be positive, e.g. 24h")
-			}
-			if since > 0 {
-				f.Since = time.Now().Add(-since)
-			}
-			es, err := cl.ListAudit(cmd.Context(), f)
-			if err != nil {
-				return fmt.Errorf("list audit log: %w", err)
-			}
-			return a.emit(es, func(w *tabwriter.Writer) {
-				row(w, "AT", "KIND", "ACTOR", "ACTION", "TARGET", "DETAIL", "FROM")
-				for _, e := range es {
-					row(w, timeString(e.At), e.Kind, e.Actor, e.Action, dash(e.Target), dash(e.Detail), dash(e.Source))
-				}
-			})
-		})
-	f := ls.Flags()
-	f.DurationVar(&since, "since", 0, "only entries of the last D (e.g. 24h)")
-	f.StringVar(&kind, "kind", "", "only entries of kind change, security or access")
-	f.IntVar(&limit, "limit", 0, "at most N entries (default 1000)")
-	return group("audit", "Read the audit log", "  edgewarden audit ls --since 1h", ls)
-}
-
-func (a *app) printSettings(s *apiv1.Settings) error {
-	return a.emit(s, func(w *tabwriter.Writer) {
-		row(w, "Sideload:", s.Sideload)
-		row(w, "Banner:", dash(s.Banner))
-	})
-}
+// auditCmd and printSettings are in security.go.
 
 func (a *app) settingsCmd() *cobra.Command {
 	banner := group("banner", "The system-use notification shown before login", "  edgewarden settings banner set 'Authorized use only'",
@@ -559,17 +522,8 @@ func (a *app) settingsCmd() *cobra.Command {
 			}
 			return a.printSettings(s)
 		}))
-	sideload := func(policy string) *cobra.Command {
-		return a.simple(policy, policy+" sideloading on every device (the global policy)", "  edgewarden settings sideload "+policy, cobra.NoArgs, func(cmd *cobra.Command, cl *client.Client, _ []string) error {
-			s, err := cl.SetSideload(cmd.Context(), policy)
-			if err != nil {
-				return fmt.Errorf("set sideload policy: %w", err)
-			}
-			return a.printSettings(s)
-		})
-	}
 	return group("settings", "Show and change global settings",
-		"  edgewarden settings show\n  edgewarden settings banner set 'Authorized use only'\n  edgewarden settings sideload deny",
+		"  edgewarden settings show\n  edgewarden settings banner set 'Authorized use only'\n  edgewarden settings sideload allow --group line-1",
 		a.simple("show", "Show the settings", "  edgewarden settings show -o json", cobra.NoArgs, func(cmd *cobra.Command, cl *client.Client, _ []string) error {
 			s, err := cl.Settings(cmd.Context())
 			if err != nil {
@@ -578,6 +532,6 @@ func (a *app) settingsCmd() *cobra.Command {
 			return a.printSettings(s)
 		}),
 		banner,
-		group("sideload", "The global sideload policy (default: deny)", "  edgewarden settings sideload deny", sideload("deny"), sideload("allow")),
+		a.sideloadCmd(), // security.go
 	)
 }

@@ -82,7 +82,11 @@ func (a *app) printDevice(d *apiv1.Device) error {
 			if reason == "" {
 				reason = "-"
 			}
-			row(w, "  "+app.Name, app.Version, app.State, reason)
+			name := "  " + app.Name
+			if app.Sideloaded {
+				name += " (sideloaded)"
+			}
+			row(w, name, dash(app.Version), app.State, reason)
 		}
 	})
 }

@@ -242,8 +242,14 @@ func (a *app) localCmd() *cobra.Command {
 	}
 	logs.Flags().IntVar(&lines, "lines", 100, "how many of the latest lines")
 	install := &cobra.Command{
-		Use:     "install FILE",
-		Short:   "Sideload a local package (device:sideload, only where the sideload ban is lifted)",
+		Use:   "install FILE",
+		Short: "Sideload a local package (device:sideload, only where the sideload ban is lifted)",
+		Long: `install sends a local package to the agent, which installs and starts it as a
+sideloaded app. The package is a tar.gz holding manifest.json at its top (the
+format 'edgewarden apps manifest' writes; unsigned) and exactly the files it
+lists, each matching its size and sha256. Refused while the sideload ban is on
+for the device (lift it with 'edgewarden settings sideload allow --group G'),
+and for a name a managed app holds.`,
 		Example: "  edgewarden local apps install ./tool-0.1.0.tar.gz",
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {

@@ -13,7 +13,9 @@ func (a *app) statusCmd() *cobra.Command {
 		Short: "Summarize the fleet: online, in sync, drifting, failing, pending",
 		Long: `status counts devices: online; in sync (applied their latest document);
 drifting (behind, catching up); failing (rejected their latest document);
-pending (waiting for 'devices approve').`,
+pending (waiting for 'devices approve'); and the security events the devices
+reported in the last 24 hours, with the latest few ('audit ls --kind security'
+lists them all).`,
 		Example: "  edgewarden status\n  edgewarden status -o json",
 		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -32,6 +34,10 @@ pending (waiting for 'devices approve').`,
 				row(w, "Drifting:", st.Drifting)
 				row(w, "Failing:", st.Failing)
 				row(w, "Pending approval:", st.Pending)
+				row(w, "Security events (24h):", st.SecurityEvents24h)
+				for _, e := range st.RecentSecurityEvents {
+					row(w, "", fmt.Sprintf("%s  %s  %s: %s", timeString(e.At), e.DeviceID, e.Kind, oneLine(e.Message)))
+				}
 			})
 		},
 	}

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -700,8 +701,8 @@ func TestFleetStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := apiv1.FleetStatus{Devices: 4, Online: 2, InSync: 1, Drifting: 1, Failing: 1, Pending: 1}
-	if *st != want {
+	want := apiv1.FleetStatus{Devices: 4, Online: 2, InSync: 1, Drifting: 1, Failing: 1, Pending: 1, RecentSecurityEvents: []apiv1.Event{}}
+	if !reflect.DeepEqual(*st, want) {
 		t.Errorf("status %+v, want %+v", *st, want)
 	}
 }

@@ -77,6 +77,7 @@ var schemaTypes = map[string]struct {
 	"SetSideloadRequest":       {reflect.TypeFor[apiv1.SetSideloadRequest](), false},
 	"SideloadOverride":         {reflect.TypeFor[apiv1.SideloadOverride](), true},
 	"Event":                    {reflect.TypeFor[apiv1.Event](), true},
+	"AuditRecord":              {reflect.TypeFor[apiv1.AuditRecord](), true},
 	"AddPublisherKeyRequest":   {reflect.TypeFor[apiv1.AddPublisherKeyRequest](), false},
 	"Publisher":                {reflect.TypeFor[apiv1.Publisher](), true},
 	"PublisherKey":             {reflect.TypeFor[apiv1.PublisherKey](), true},

@@ -31,3 +31,49 @@ type Event struct {
 	Message    string            `json:"message"`
 	Details    map[string]string `json:"details,omitempty"`
 }
+
+// Origins of an AuditRecord.
+const (
+	OriginAudit  = "audit"  // an entry of the controller's audit log
+	OriginDevice = "device" // an event a device reported
+)
+
+// AuditRecord is one line of the merged audit view: an audit log entry or
+// a device event, in one shape. `edgewarden audit ls` prints a list of
+// them; `edgewarden audit export` and the controller's --siem-log write one
+// per line (JSON lines). For a device event, Kind is its severity (so
+// "security" selects security events of both origins), Actor is
+// "device:<id>", Action the event's kind (e.g. "tamper_detected"), Target
+// the app it concerns (or the device) and Detail its message.
+type AuditRecord struct {
+	Origin string    `json:"origin"`       // OriginAudit or OriginDevice
+	ID     int64     `json:"id,omitempty"` // the audit entry's id
+	At     time.Time `json:"at"`
+	Kind   string    `json:"kind"`
+	Actor  string    `json:"actor"`
+	Action string    `json:"action"`
+	Target string    `json:"target,omitempty"`
+	Detail string    `json:"detail,omitempty"`
+	Source string    `json:"source,omitempty"` // the client's address, for audit entries
+
+	DeviceID   string            `json:"device_id,omitempty"`
+	EventID    string            `json:"event_id,omitempty"`
+	ReceivedAt time.Time         `json:"received_at,omitzero"`
+	Details    map[string]string `json:"details,omitempty"`
+}
+
+// RecordOfAudit returns e as an AuditRecord.
+func RecordOfAudit(e AuditEntry) AuditRecord {
+	return AuditRecord{Origin: OriginAudit, ID: e.ID, At: e.At, Kind: e.Kind, Actor: e.Actor, Action: e.Action,
+		Target: e.Target, Detail: e.Detail, Source: e.Source}
+}
+
+// RecordOfEvent returns a device event as an AuditRecord.
+func RecordOfEvent(e Event) AuditRecord {
+	target := e.Details["app"]
+	if target == "" {
+		target = "device:" + e.DeviceID
+	}
+	return AuditRecord{Origin: OriginDevice, At: e.At, Kind: e.Severity, Actor: "device:" + e.DeviceID, Action: e.Kind,
+		Target: target, Detail: e.Message, DeviceID: e.DeviceID, EventID: e.ID, ReceivedAt: e.ReceivedAt, Details: e.Details}
+}

@@ -53,6 +53,7 @@ func (s *Server) store(ctx context.Context, deviceID, kind string, payload []byt
 		n, err := s.db.RecordEvents(ctx, deviceID, b.Events)
 		if err == nil && n > 0 {
 			s.log.Info("device events", "device", deviceID, "new", n)
+			s.securityStored() // siem.go
 		}
 		return err
 	case protocol.KindPresence:
@@ -75,5 +76,8 @@ func (s *Server) refuse(deviceID, kind string, err error) error {
 		At: time.Now().UTC(), Actor: "device:" + deviceID, Action: "device.message-refused",
 		Target: deviceID, Detail: fmt.Sprintf("%s message dropped: %v", kind, err), Kind: store.AuditSecurity,
 	})
+	if aerr == nil {
+		s.securityStored()
+	}
 	return aerr
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/edgewarden/edgewarden/controller/auth"
 	"github.com/edgewarden/edgewarden/controller/desired"
 	"github.com/edgewarden/edgewarden/controller/pki"
+	"github.com/edgewarden/edgewarden/controller/siem"
 	"github.com/edgewarden/edgewarden/controller/store"
 	"github.com/edgewarden/edgewarden/protocol"
 )
@@ -79,6 +80,10 @@ type Options struct {
 	MetricsAddr string
 	// Ready, if set, is called once both listeners accept connections.
 	Ready func(httpAddr net.Addr, mqttURL string)
+	// SIEMLog, if set, is a file every security event (device events of
+	// severity security, audit entries of kind security) is appended to
+	// as a JSON line after it is committed; at least once (controller/siem).
+	SIEMLog string
 }
 
 // InitOptions configure Init.
@@ -143,6 +148,7 @@ type Server struct {
 	compiler  *desired.Compiler
 	transport transport
 	metrics   *metrics
+	siem      *siem.Exporter // nil without Options.SIEMLog (siem.go)
 
 	changed chan struct{} // capacity 1: a pending "recompile" request
 
@@ -186,6 +192,9 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer s.db.Close()
+	if s.siem, err = s.newSIEM(); err != nil { // siem.go
+		return err
+	}
 	tokenSigner, err := loadTokenSigner(opts.DataDir) // access.go
 	if err != nil {
 		return err
@@ -265,6 +274,9 @@ func Run(ctx context.Context, opts Options) error {
 	errc := make(chan error, 3)
 	wg.Go(func() { s.reconcileLoop(ctx) })
 	wg.Go(func() { s.watchdog(ctx) })
+	if s.siem != nil {
+		wg.Go(func() { s.siem.Run(ctx) })
+	}
 	var metricsSrv *http.Server
 	if opts.MetricsAddr != "" {
 		ln, err := net.Listen("tcp", opts.MetricsAddr)
