@@ -933,19 +933,8 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return errorf(http.StatusBadRequest, "kind %q: want change, security or access", f.Kind)
 	}
-	if s := q.Get("since"); s != "" {
-		t, err := time.Parse(time.RFC3339, s)
-		if err != nil {
-			return errorf(http.StatusBadRequest, "since %q: want an RFC 3339 time, e.g. 2026-11-22T10:00:00Z", s)
-		}
-		f.Since = t
-	}
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > store.DefaultListLimit {
-			return errorf(http.StatusBadRequest, "limit %q: want 1-%d", s, store.DefaultListLimit)
-		}
-		f.Limit = n
+	if f.Since, f.Limit, err = sinceLimit(q); err != nil {
+		return err
 	}
 	es, err := st.ListAudit(r.Context(), f)
 	if err != nil {

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -89,19 +90,8 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request) error {
 	if len(f.Kind) > 64 || len(f.DeviceID) > 128 {
 		return errorf(http.StatusBadRequest, "kind or device is too long")
 	}
-	if s := q.Get("since"); s != "" {
-		t, err := time.Parse(time.RFC3339, s)
-		if err != nil {
-			return errorf(http.StatusBadRequest, "since %q: want an RFC 3339 time, e.g. 2026-11-22T10:00:00Z", s)
-		}
-		f.Since = t
-	}
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > store.DefaultListLimit {
-			return errorf(http.StatusBadRequest, "limit %q: want 1-%d", s, store.DefaultListLimit)
-		}
-		f.Limit = n
+	if f.Since, f.Limit, err = sinceLimit(q); err != nil {
+		return err
 	}
 	evs, err := es.ListEvents(r.Context(), f)
 	if err != nil {
@@ -230,4 +220,23 @@ func (a *API) writeSettings(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, s)
+}
+
+// sinceLimit reads the since (RFC 3339) and limit (1 to
+// store.DefaultListLimit) query parameters of the listing endpoints; absent
+// means zero (all, and the default limit).
+func sinceLimit(q url.Values) (since time.Time, limit int, err error) {
+	if s := q.Get("since"); s != "" {
+		if since, err = time.Parse(time.RFC3339, s); err != nil {
+			return time.Time{}, 0, errorf(http.StatusBadRequest, "since %q: want an RFC 3339 time, e.g. 2026-11-22T10:00:00Z", s)
+		}
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > store.DefaultListLimit {
+			return time.Time{}, 0, errorf(http.StatusBadRequest, "limit %q: want 1-%d", s, store.DefaultListLimit)
+		}
+		limit = n
+	}
+	return since, limit, nil
 }

@@ -66,15 +66,27 @@ func (db *DB) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error
 	if !f.Since.IsZero() {
 		where, args = append(where, "at >= ?"), append(args, unixNano(f.Since))
 	}
-	q := `SELECT id, at, actor, action, target, detail, source, kind FROM audit`
+	q := `SELECT ` + auditColumns + ` FROM audit`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	q += " ORDER BY at DESC, id DESC LIMIT ?"
 	args = append(args, limitOrDefault(f.Limit))
-	rows, err := db.read.QueryContext(ctx, q, args...)
+	out, err := db.queryAudit(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list audit log: %w", err)
+	}
+	return out, nil
+}
+
+// auditColumns are the columns queryAudit scans, in order.
+const auditColumns = "id, at, actor, action, target, detail, source, kind"
+
+// queryAudit runs a query selecting auditColumns and scans the entries.
+func (db *DB) queryAudit(ctx context.Context, q string, args ...any) ([]AuditEntry, error) {
+	rows, err := db.read.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var out []AuditEntry
@@ -84,7 +96,7 @@ func (db *DB) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error
 			at int64
 		)
 		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Target, &e.Detail, &e.Source, &e.Kind); err != nil {
-			return nil, fmt.Errorf("list audit log: %w", err)
+			return nil, err
 		}
 		e.At = fromUnixNano(at)
 		out = append(out, e)

@@ -52,25 +52,12 @@ func (db *DB) SecurityEventsAfter(ctx context.Context, seq int64, limit int) ([]
 // AuditAfter returns up to limit audit entries of kind (every kind if
 // empty) with an id above id, oldest first.
 func (db *DB) AuditAfter(ctx context.Context, id int64, kind string, limit int) ([]AuditEntry, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT id, at, actor, action, target, detail, source, kind FROM audit
+	out, err := db.queryAudit(ctx, `SELECT `+auditColumns+` FROM audit
 		WHERE id > ? AND (? = '' OR kind = ?) ORDER BY id LIMIT ?`, id, kind, kind, limitOrDefault(limit))
 	if err != nil {
 		return nil, fmt.Errorf("read audit log: %w", err)
 	}
-	defer rows.Close()
-	var out []AuditEntry
-	for rows.Next() {
-		var (
-			e  AuditEntry
-			at int64
-		)
-		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Target, &e.Detail, &e.Source, &e.Kind); err != nil {
-			return nil, fmt.Errorf("read audit log: %w", err)
-		}
-		e.At = fromUnixNano(at)
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // SecurityEventCounts returns, by device id, how many device events of
