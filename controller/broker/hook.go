@@ -190,6 +190,11 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		cl.Stop(fmt.Errorf("ingest %s from %s: %w", kind, id, err))
 		return pk, packets.ErrRejectPacket
 	}
+	// Stored by Ingest: the broker keeps no retained copy of device
+	// reports (status, presence). No one but the controller reads them, and
+	// at 10k devices the copies cost memory and mochi's periodic scan of
+	// retained messages (test/loadgen profiles).
+	pk.FixedHeader.Retain = false
 	return pk, nil
 }
 

@@ -44,7 +44,7 @@ func (s *Server) store(ctx context.Context, deviceID, kind string, payload []byt
 		if err != nil {
 			return s.refuse(deviceID, kind, err)
 		}
-		return s.db.RecordStatus(ctx, []store.StatusUpdate{{DeviceID: deviceID, Report: *r, At: now}})
+		return s.statuses.submit(ctx, store.StatusUpdate{DeviceID: deviceID, Report: *r, At: now})
 	case protocol.KindEvents:
 		b, err := protocol.DecodeEvents(payload, deviceID)
 		if err != nil {
@@ -64,7 +64,14 @@ func (s *Server) store(ctx context.Context, deviceID, kind string, payload []byt
 		if err != nil {
 			return s.refuse(deviceID, kind, err)
 		}
-		return s.db.RecordPresence(ctx, deviceID, p.State == protocol.Online, now)
+		// Order presences by when the device announced them: an old
+		// connection's last will can arrive after the new connection's
+		// "online", and must not win.
+		at := p.At
+		if at.IsZero() {
+			at = now
+		}
+		return s.presences.submit(ctx, store.PresenceUpdate{DeviceID: deviceID, Online: p.State == protocol.Online, At: at})
 	}
 	return fmt.Errorf("device %s published on unknown kind %q", deviceID, kind)
 }

@@ -50,6 +50,9 @@ const (
 	DefaultHTTPAddr    = "127.0.0.1:8443"
 	DefaultMQTTAddr    = "127.0.0.1:8883"
 	DefaultDocumentTTL = 24 * time.Hour
+
+	// ingestBatch is the most device reports stored in one transaction.
+	ingestBatch = 1000
 )
 
 // Options configure Run.
@@ -148,6 +151,9 @@ type Server struct {
 	compiler  *desired.Compiler
 	transport transport
 	metrics   *metrics
+	// Device reports are group-committed (batch.go).
+	statuses  *groupCommit[store.StatusUpdate]
+	presences *groupCommit[store.PresenceUpdate]
 	siem      *siem.Exporter // nil without Options.SIEMLog (siem.go)
 
 	changed chan struct{} // capacity 1: a pending "recompile" request
@@ -208,6 +214,16 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("listen for the REST API on %s: %w (is another controller running? use --http to pick another address)", opts.HTTPAddr, err)
 	}
 	defer httpLn.Close()
+
+	// Ingest runs from before the transport starts until after it closed,
+	// so every message a device sent is either stored or refused.
+	ingestCtx, stopIngest := context.WithCancel(context.Background())
+	var ingestWG sync.WaitGroup
+	defer func() { stopIngest(); ingestWG.Wait() }()
+	s.statuses = newGroupCommit(ingestBatch, s.db.RecordStatus)
+	s.presences = newGroupCommit(ingestBatch, s.db.RecordPresences)
+	ingestWG.Go(func() { s.statuses.run(ingestCtx) })
+	ingestWG.Go(func() { s.presences.run(ingestCtx) })
 
 	mqttURL, err := s.startTransport(ctx)
 	if err != nil {
@@ -464,8 +480,11 @@ func (s *Server) republish(ctx context.Context) error {
 // allowDevice lets a device connect to the broker only while it is enrolled:
 // a deleted device's certificate stops working at once.
 func (s *Server) allowDevice(id string) bool {
-	_, err := s.db.GetDevice(context.Background(), id)
-	return err == nil
+	ok, err := s.db.DeviceExists(context.Background(), id)
+	if err != nil {
+		s.log.Error("device connection refused: cannot read the device list", "device", id, "err", err)
+	}
+	return ok
 }
 
 // devicesOnline counts devices whose last presence was online (for the

@@ -396,3 +396,17 @@ func isConstraint(err error) bool {
 	var se *sqlite.Error
 	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT
 }
+
+// DeviceExists reports whether a device is enrolled (pending or active). It
+// is the broker's check on every device connection, so it reads one index.
+func (db *DB) DeviceExists(ctx context.Context, id string) (bool, error) {
+	var one int
+	err := db.read.QueryRowContext(ctx, `SELECT 1 FROM devices WHERE id = ?`, id).Scan(&one)
+	if isNoRows(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up device %s: %w", id, err)
+	}
+	return true, nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -78,19 +79,55 @@ func (db *DB) RecordStatus(ctx context.Context, updates []StatusUpdate) error {
 // A presence older than the last one stored is ignored (retained messages and
 // last wills can arrive out of order).
 func (db *DB) RecordPresence(ctx context.Context, id string, online bool, at time.Time) error {
-	return db.update(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE devices SET online = ?1, presence_at = ?2, last_seen = MAX(last_seen, ?2)
-			WHERE id = ?3 AND presence_at <= ?2`, online, unixNano(at), id)
+	return db.RecordPresences(ctx, []PresenceUpdate{{DeviceID: id, Online: online, At: at}})
+}
+
+// PresenceUpdate is one presence to store.
+type PresenceUpdate struct {
+	DeviceID string
+	Online   bool
+	At       time.Time // when the device announced it (orders presences)
+}
+
+// RecordPresences stores presences in one transaction (see RecordPresence).
+// Like RecordStatus, presences of unknown devices are dropped and named in an
+// ErrNotFound after the rest is committed.
+func (db *DB) RecordPresences(ctx context.Context, updates []PresenceUpdate) error {
+	if len(updates) == 0 {
+		return nil
+	}
+	var unknown []string
+	err := db.update(ctx, func(tx *sql.Tx) error {
+		unknown = unknown[:0]
+		stmt, err := tx.PrepareContext(ctx, `UPDATE devices SET online = ?1, presence_at = ?2, last_seen = MAX(last_seen, ?2)
+			WHERE id = ?3 AND presence_at <= ?2`)
 		if err != nil {
-			return fmt.Errorf("record presence of %s: %w", id, err)
+			return fmt.Errorf("record presence: %w", err)
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			if _, err := getDevice(ctx, tx, id); err != nil {
-				return fmt.Errorf("record presence: %w", err)
+		defer stmt.Close()
+		for _, u := range updates {
+			res, err := stmt.ExecContext(ctx, u.Online, unixNano(u.At), u.DeviceID)
+			if err != nil {
+				return fmt.Errorf("record presence of %s: %w", u.DeviceID, err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				if _, err := getDevice(ctx, tx, u.DeviceID); errors.Is(err, ErrNotFound) {
+					unknown = append(unknown, u.DeviceID)
+				} else if err != nil {
+					return fmt.Errorf("record presence: %w", err)
+				}
 			}
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		return fmt.Errorf("%w: presence of unknown devices %s was dropped (the rest is stored)", ErrNotFound, strings.Join(slices.Compact(unknown), ", "))
+	}
+	return nil
 }
 
 // DeviceEvent is an event as stored: what the device sent, which device sent

@@ -27,3 +27,14 @@ func TestDatabaseFileMode(t *testing.T) {
 		t.Fatalf("controller.db has mode %v, want 0600", fi.Mode().Perm())
 	}
 }
+
+func TestDeviceExists(t *testing.T) {
+	db, err := Open(context.Background(), filepath.Join(t.TempDir(), "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if ok, err := db.DeviceExists(context.Background(), "nobody"); ok || err != nil {
+		t.Fatalf("unknown device: %v %v", ok, err)
+	}
+}
