@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -95,6 +97,10 @@ type Options struct {
 	// calls it before quarantining. Nil: Apps' StopApp method if it has
 	// one, else apps are quarantined without being stopped.
 	StopApp func(ctx context.Context, name string) error
+	// MetricsAddr, if set, serves Prometheus /metrics and /healthz over
+	// plain HTTP on this address (keep it on 127.0.0.1 or a management
+	// network). Empty: off.
+	MetricsAddr string
 	// SideloadScanInterval is the sideload guard's full-scan interval.
 	// Zero means 5 minutes.
 	SideloadScanInterval time.Duration
@@ -110,6 +116,7 @@ type Agent struct {
 	link      *link.Link
 	local     *localapi.Server // nil: no local API
 	guard     *sideload.Guard  // the sideload guard (agent/sideload)
+	metrics   *metrics
 	startedAt time.Time
 
 	changed   chan struct{} // an apply, refresh or rejection: report status
@@ -212,7 +219,9 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 		OnOversized: func(size int) bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			return a.afterHandle(a.applier.RejectOversized(ctx, size))
+			res := a.applier.RejectOversized(ctx, size)
+			a.metrics.observe(res, 0)
+			return a.afterHandle(res)
 		},
 		OnConnect:  func() { notify(a.connected) },
 		MinBackoff: opts.MinBackoff,
@@ -228,6 +237,7 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 		store.Close()
 		return nil, err
 	}
+	a.metrics = newMetrics(a)
 	return a, nil
 }
 
@@ -267,7 +277,10 @@ func notify(ch chan struct{}) {
 func (a *Agent) onDesired(raw []byte) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return a.afterHandle(a.applier.Handle(ctx, raw))
+	start := time.Now()
+	res := a.applier.Handle(ctx, raw)
+	a.metrics.observe(res, time.Since(start))
+	return a.afterHandle(res)
 }
 
 // afterHandle logs and signals the outcome of a document; it returns true
@@ -331,6 +344,16 @@ func (a *Agent) Run(ctx context.Context) error {
 		} else {
 			defer a.local.Close()
 		}
+	}
+	if a.opts.MetricsAddr != "" {
+		ln, err := net.Listen("tcp", a.opts.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("listen for metrics on %s: %w (choose another metrics address in the config)", a.opts.MetricsAddr, err)
+		}
+		srv := &http.Server{Handler: a.metrics.handler(a), ReadHeaderTimeout: 10 * time.Second}
+		wg.Go(func() { srv.Serve(ln) })
+		defer srv.Close()
+		a.log.Info("metrics listening", "addr", ln.Addr().String())
 	}
 	if p := a.applier.Current(); p != nil {
 		a.reconcile <- p
@@ -474,11 +497,18 @@ func (a *Agent) statusReport(ctx context.Context, seq uint64) (*protocol.StatusR
 	if rej != nil {
 		r.LastRejected = &rej.Rejection
 	}
-	if a.opts.Apps != nil {
-		r.Apps = a.opts.Apps.Apps()
-	}
-	r.Apps = a.withGuardApps(r.Apps)
+	r.Apps = a.apps()
 	return r, nil
+}
+
+// apps is the state of every app on the device: managed ones from the
+// reconciler, sideloaded and quarantined ones from the guard.
+func (a *Agent) apps() []protocol.AppStatus {
+	var apps []protocol.AppStatus
+	if a.opts.Apps != nil {
+		apps = a.opts.Apps.Apps()
+	}
+	return a.withGuardApps(apps)
 }
 
 // publishStatus publishes a retained status report if the link is up.

@@ -42,6 +42,7 @@ func (a *Agent) newGuard() (*sideload.Guard, error) {
 			if err := a.store.Enqueue(ctx, ev); err != nil {
 				return err
 			}
+			a.metrics.securityEvents.WithLabelValues(ev.Kind).Inc()
 			notify(a.changed) // deliver it and report the new app states
 			return nil
 		},

@@ -191,17 +191,22 @@ type running struct {
 	stop func()
 }
 
-func (e *env) start() *running {
+func (e *env) start() *running { return e.startWith(func(*agent.Options) {}) }
+
+// startWith starts an agent with options adjusted by opt.
+func (e *env) startWith(opt func(*agent.Options)) *running {
 	e.t.Helper()
 	logs := &logBuffer{}
-	a, err := agent.New(context.Background(), agent.Options{
+	o := agent.Options{
 		StateDir:          e.stateDir,
 		Logger:            slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		HeartbeatInterval: time.Hour,
 		OutboxInterval:    50 * time.Millisecond,
 		MinBackoff:        10 * time.Millisecond,
 		MaxBackoff:        100 * time.Millisecond,
-	})
+	}
+	opt(&o)
+	a, err := agent.New(context.Background(), o)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -46,6 +46,10 @@ type Config struct {
 	// default /etc/systemd/system and edgewarden-app — restart.
 	SystemdUnitDir string `yaml:"systemd_unit_dir"`
 	AppUser        string `yaml:"app_user"`
+
+	// Metrics, if set, serves Prometheus /metrics and /healthz over plain
+	// HTTP on this address, e.g. 127.0.0.1:9465. Empty: off — restart.
+	Metrics string `yaml:"metrics"`
 }
 
 // EnvPrefix prefixes the environment variables that override the file.

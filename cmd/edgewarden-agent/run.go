@@ -59,6 +59,7 @@ func newRunCmd() *cobra.Command {
 				SocketGroup:       cfg.SocketGroup,
 				Apps:              rt.rec,
 				AppsDir:           cfg.AppsDir, // the guard watches where apps are installed
+				MetricsAddr:       cfg.Metrics,
 			})
 			if err != nil {
 				return err
