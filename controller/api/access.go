@@ -962,17 +962,7 @@ func (a *API) settings(ctx context.Context, st AccessStore) (apiv1.Settings, err
 	return s, nil
 }
 
-func (a *API) getSettings(w http.ResponseWriter, r *http.Request) error {
-	st, err := a.accessStore()
-	if err != nil {
-		return err
-	}
-	s, err := a.settings(r.Context(), st)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, s)
-}
+func (a *API) getSettings(w http.ResponseWriter, r *http.Request) error { return a.writeSettings(w, r) }
 
 func (a *API) setBanner(w http.ResponseWriter, r *http.Request) error {
 	if err := a.authorize(r, actSettings, resController); err != nil {
@@ -994,11 +984,7 @@ func (a *API) setBanner(w http.ResponseWriter, r *http.Request) error {
 	}
 	a.changed()
 	a.audit(r, "settings.banner", SettingBanner, req.Banner)
-	s, err := a.settings(r.Context(), st)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, s)
+	return a.writeSettings(w, r)
 }
 
 func (a *API) setSideload(w http.ResponseWriter, r *http.Request) error {
@@ -1021,11 +1007,7 @@ func (a *API) setSideload(w http.ResponseWriter, r *http.Request) error {
 	}
 	a.changed()
 	a.auditAs(r, principalName(r), store.AuditSecurity, "settings.sideload", "global", req.Policy)
-	s, err := a.settings(r.Context(), st)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, s)
+	return a.writeSettings(w, r)
 }
 
 func principalName(r *http.Request) string {

@@ -483,20 +483,11 @@ func (db *DB) ListRoles(ctx context.Context) ([]Role, error) {
 }
 
 func listCustomRoles(ctx context.Context, q queryer) ([]Role, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+roleColumns+` FROM roles ORDER BY name`)
+	out, err := queryAll(ctx, q, scanRole, `SELECT `+roleColumns+` FROM roles ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list roles: %w", err)
 	}
-	defer rows.Close()
-	var out []Role
-	for rows.Next() {
-		r, err := scanRole(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list roles: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // ---- grants ----
@@ -639,16 +630,7 @@ func listGrants(ctx context.Context, q queryer) ([]Grant, error) {
 
 // DeleteGrant deletes a grant.
 func (db *DB) DeleteGrant(ctx context.Context, id string) error {
-	return db.update(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM grants WHERE id = ?`, id)
-		if err != nil {
-			return fmt.Errorf("delete grant %s: %w", id, err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("%w: grant %s does not exist; list grants with `edgewarden grants ls`", ErrNotFound, id)
-		}
-		return nil
-	})
+	return db.deleteOne(ctx, "grant "+id, "list grants with `edgewarden grants ls`", `DELETE FROM grants WHERE id = ?`, id)
 }
 
 // ---- invitations ----

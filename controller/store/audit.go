@@ -84,22 +84,15 @@ const auditColumns = "id, at, actor, action, target, detail, source, kind"
 
 // queryAudit runs a query selecting auditColumns and scans the entries.
 func (db *DB) queryAudit(ctx context.Context, q string, args ...any) ([]AuditEntry, error) {
-	rows, err := db.read.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []AuditEntry
-	for rows.Next() {
-		var (
-			e  AuditEntry
-			at int64
-		)
-		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Target, &e.Detail, &e.Source, &e.Kind); err != nil {
-			return nil, err
-		}
-		e.At = fromUnixNano(at)
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, db.read, scanAudit, q, args...)
+}
+
+func scanAudit(row interface{ Scan(...any) error }) (AuditEntry, error) {
+	var (
+		e  AuditEntry
+		at int64
+	)
+	err := row.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Target, &e.Detail, &e.Source, &e.Kind)
+	e.At = fromUnixNano(at)
+	return e, err
 }

@@ -192,3 +192,36 @@ func fromUnixNano(n int64) time.Time {
 }
 
 func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+
+// queryAll runs a query and scans every row with scan.
+func queryAll[T any](ctx context.Context, q queryer, scan func(interface{ Scan(...any) error }) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// deleteOne runs a DELETE that must remove exactly one named row; what
+// names it in errors ("grant g-1") and hint says how to find the right one.
+func (db *DB) deleteOne(ctx context.Context, what, hint, query string, args ...any) error {
+	return db.update(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, query, args...)
+		if err != nil {
+			return fmt.Errorf("delete %s: %w", what, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("%w: %s does not exist; %s", ErrNotFound, what, hint)
+		}
+		return nil
+	})
+}

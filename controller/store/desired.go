@@ -114,20 +114,11 @@ func (db *DB) PutDesired(ctx context.Context, recs []DesiredRecord) error {
 // Records of deleted devices, which are kept for their revision, and of
 // pending devices are left out.
 func (db *DB) ListDesired(ctx context.Context) ([]DesiredRecord, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT r.device_id, r.revision, r.digest, r.issued_at, r.expires_at, r.envelope
+	out, err := queryAll(ctx, db.read, scanDesired, `SELECT r.device_id, r.revision, r.digest, r.issued_at, r.expires_at, r.envelope
 		FROM desired r JOIN devices d ON d.id = r.device_id
 		WHERE d.state = ? ORDER BY r.device_id`, DeviceActive)
 	if err != nil {
 		return nil, fmt.Errorf("list desired state: %w", err)
 	}
-	defer rows.Close()
-	var out []DesiredRecord
-	for rows.Next() {
-		r, err := scanDesired(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list desired state: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return out, nil
 }

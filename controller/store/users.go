@@ -149,16 +149,7 @@ func (db *DB) SetUserPassword(ctx context.Context, name, passwordHash string) (U
 
 // DeleteUser removes a user.
 func (db *DB) DeleteUser(ctx context.Context, name string) error {
-	return db.update(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name)
-		if err != nil {
-			return fmt.Errorf("delete user %s: %w", name, err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("%w: user %s does not exist; list users with `edgewarden users ls`", ErrNotFound, name)
-		}
-		return nil
-	})
+	return db.deleteOne(ctx, "user "+name, "list users with `edgewarden users ls`", `DELETE FROM users WHERE name = ?`, name)
 }
 
 // GetSetting returns a controller setting, or "" when it is not set.
