@@ -10,7 +10,7 @@ FUZZTIME ?= 3s
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   = -s -w -X main.version=$(VERSION) -X github.com/edgewarden/edgewarden/agent.Version=$(VERSION)
 
-.PHONY: all build demo test vet fmt-check unit race fuzz e2e bench packages package-test clean
+.PHONY: all build demo test vet fmt-check cross unit race fuzz e2e bench packages package-test clean
 
 all: build
 
@@ -20,7 +20,7 @@ build:
 demo: build
 	$(GO) run ./test/demo -bin $(BIN)
 
-test: fmt-check vet race fuzz e2e
+test: fmt-check vet cross race fuzz e2e
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -28,6 +28,12 @@ fmt-check:
 
 vet:
 	$(GO) vet $(PKGS)
+
+# Edge devices are often ARM: the agent must build for arm64 and arm/v7
+# (32-bit: e.g. syscall field widths differ). `make packages` builds all.
+cross:
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -o /dev/null ./cmd/edgewarden-agent
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -o /dev/null ./cmd/edgewarden-agent
 
 # Unit tests of every package, under the race detector (end-to-end tests are
 # in test/, run by the e2e target).

@@ -28,8 +28,8 @@ func keyOf(fi fs.FileInfo) (fileKey, bool) {
 	return fileKey{
 		size:  fi.Size(),
 		mtime: fi.ModTime().UnixNano(),
-		ctime: st.Ctim.Sec*1e9 + st.Ctim.Nsec,
-		ino:   st.Ino,
+		ctime: int64(st.Ctim.Sec)*1e9 + int64(st.Ctim.Nsec),
+		ino:   uint64(st.Ino),
 		dev:   uint64(st.Dev),
 	}, true
 }
@@ -40,7 +40,7 @@ func ctimeOf(fi fs.FileInfo) (int64, bool) {
 	if !ok {
 		return 0, false
 	}
-	return st.Ctim.Sec*1e9 + st.Ctim.Nsec, true
+	return int64(st.Ctim.Sec)*1e9 + int64(st.Ctim.Nsec), true
 }
 
 // openNoFollow opens a regular file for reading without following a

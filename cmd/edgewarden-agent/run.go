@@ -27,6 +27,7 @@ func newRunCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			loaded := *cfg // as in the file: what a reload is compared with
 			// Apps run from their own directories: every path the agent
 			// hands on must be absolute.
 			if stateDir, err = filepath.Abs(stateDir); err != nil {
@@ -60,6 +61,8 @@ func newRunCmd() *cobra.Command {
 				Apps:              rt.rec,
 				AppsDir:           cfg.AppsDir, // the guard watches where apps are installed
 				MetricsAddr:       cfg.Metrics,
+				// Restart-only: read once here.
+				SideloadScanInterval: cfg.SideloadScanInterval,
 			})
 			if err != nil {
 				return err
@@ -74,7 +77,7 @@ func newRunCmd() *cobra.Command {
 				defer wg.Wait()
 				defer cancel()
 				wg.Go(func() {
-					err := config.Watch(ctx, config.WatchOptions{Path: configPath, Current: cfg, Logger: log,
+					err := config.Watch(ctx, config.WatchOptions{Path: configPath, Current: &loaded, Logger: log,
 						Apply: func(next *config.Config, _ []string) {
 							l, _ := next.Level()
 							level.Set(l)

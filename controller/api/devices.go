@@ -76,7 +76,9 @@ func syncState(d apiv1.Device) syncClass {
 	switch {
 	case d.State == apiv1.DevicePending:
 		return syncPending
-	case d.DesiredRevision > 0 && d.AppliedRevision >= d.DesiredRevision:
+	// Applied above desired is not in sync either: the device ran a newer
+	// controller's document (restored backup) until the next one reaches it.
+	case d.DesiredRevision > 0 && d.AppliedRevision == d.DesiredRevision:
 		return syncInSync
 	case d.LastRejected != nil:
 		return syncFailing

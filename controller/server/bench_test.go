@@ -86,7 +86,7 @@ func benchServer(b *testing.B, n int) *Server {
 		log: log, db: db, authority: authority, transport: brk,
 		compiler:  desired.New(desired.Options{Key: authority.SigningKey()}),
 		changed:   make(chan struct{}, 1),
-		published: map[string]bool{},
+		published: map[string]uint64{},
 		metrics:   newMetrics(func() float64 { return 0 }),
 	}
 }

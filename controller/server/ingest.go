@@ -44,7 +44,15 @@ func (s *Server) store(ctx context.Context, deviceID, kind string, payload []byt
 		if err != nil {
 			return s.refuse(deviceID, kind, err)
 		}
-		return s.statuses.submit(ctx, store.StatusUpdate{DeviceID: deviceID, Report: *r, At: now})
+		if err := s.statuses.submit(ctx, store.StatusUpdate{DeviceID: deviceID, Report: *r, At: now}); err != nil {
+			return err
+		}
+		if s.aheadOfUs(deviceID, r.AppliedRevision) {
+			s.log.Warn("device applied a revision this controller never published (restored from an older backup?); issuing a newer one",
+				"device", deviceID, "applied_revision", r.AppliedRevision)
+			s.Changed()
+		}
+		return nil
 	case protocol.KindEvents:
 		b, err := protocol.DecodeEvents(payload, deviceID)
 		if err != nil {

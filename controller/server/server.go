@@ -159,7 +159,7 @@ type Server struct {
 	changed chan struct{} // capacity 1: a pending "recompile" request
 
 	mu        sync.Mutex
-	published map[string]bool // devices whose desired topic holds a document
+	published map[string]uint64 // devices whose desired topic holds a document: its revision
 }
 
 // Run starts the controller and serves until ctx is done.
@@ -176,7 +176,7 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.DocumentTTL == 0 {
 		opts.DocumentTTL = DefaultDocumentTTL
 	}
-	s := &Server{opts: opts, log: opts.Logger, changed: make(chan struct{}, 1), published: map[string]bool{}}
+	s := &Server{opts: opts, log: opts.Logger, changed: make(chan struct{}, 1), published: map[string]uint64{}}
 
 	var err error
 	if s.authority, err = pki.Load(opts.DataDir); err != nil {
@@ -405,7 +405,7 @@ func (s *Server) reconcileNext(ctx context.Context) (time.Duration, error) {
 		return 0, fmt.Errorf("store %d documents: %w", len(recs), err)
 	}
 	for _, r := range recs {
-		if err := s.publish(ctx, r.DeviceID, r.Envelope); err != nil {
+		if err := s.publish(ctx, r.DeviceID, r.Revision, r.Envelope); err != nil {
 			return 0, err
 		}
 	}
@@ -440,12 +440,12 @@ func (s *Server) reconcileNext(ctx context.Context) (time.Duration, error) {
 	return max(next, time.Second), nil
 }
 
-func (s *Server) publish(ctx context.Context, deviceID string, env []byte) error {
+func (s *Server) publish(ctx context.Context, deviceID string, revision uint64, env []byte) error {
 	if err := s.transport.Publish(ctx, protocol.DesiredTopic(deviceID), env, true); err != nil {
 		return fmt.Errorf("publish desired state of %s: %w", deviceID, err)
 	}
 	s.mu.Lock()
-	s.published[deviceID] = true
+	s.published[deviceID] = revision
 	s.mu.Unlock()
 	if s.metrics != nil {
 		s.metrics.documentsPublish.Inc()
@@ -470,7 +470,7 @@ func (s *Server) republish(ctx context.Context) error {
 		if !active[r.DeviceID] || len(r.Envelope) == 0 {
 			continue
 		}
-		if err := s.publish(ctx, r.DeviceID, r.Envelope); err != nil {
+		if err := s.publish(ctx, r.DeviceID, r.Revision, r.Envelope); err != nil {
 			return err
 		}
 	}
@@ -533,4 +533,14 @@ func (s *Server) watchdog(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// aheadOfUs reports whether a device applied a revision above the one this
+// controller published for it: its data was restored from an older backup.
+// The next compile continues above the device's revision (controller/desired).
+func (s *Server) aheadOfUs(deviceID string, applied uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rev, ok := s.published[deviceID]
+	return ok && applied > rev
 }
