@@ -69,6 +69,18 @@ func (r *result) add(f Finding) {
 
 // checkEntry checks AppsDir/name against the policy.
 func (g *Guard) checkEntry(name string, pol *Policy) result {
+	r := g.checkEntryOnce(name, pol)
+	if r.managed && r.total > 0 {
+		// Confirm with fresh reads before acting: the installer may have
+		// renamed a new version in and switched `current` between our read
+		// of versions/ and of the link. Each of its steps is atomic, so a
+		// second pass sees a consistent app; real tampering persists.
+		r = g.checkEntryOnce(name, pol)
+	}
+	return r
+}
+
+func (g *Guard) checkEntryOnce(name string, pol *Policy) result {
 	r := result{name: name}
 	p := filepath.Join(g.opts.AppsDir, name)
 	fi, err := os.Lstat(p)

@@ -21,6 +21,7 @@ import (
 
 func openStore(t *testing.T) *store.DB {
 	t.Helper()
+	evSeq = 0 // a new store numbers its events from 1 (also under -count=N)
 	ctx := context.Background()
 	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "controller.db"))
 	if err != nil {
