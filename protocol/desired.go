@@ -3,8 +3,10 @@ package protocol
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"time"
 
@@ -61,6 +63,21 @@ type PublicKey struct {
 	PEM       string `json:"pem"`       // PKIX public key, PEM-encoded
 }
 
+// ControllerPublicKey returns an Ed25519 controller key as documents and
+// enrollment responses carry it.
+func ControllerPublicKey(pub ed25519.PublicKey) PublicKey {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		// An Ed25519 public key always marshals.
+		panic(fmt.Sprintf("protocol: marshal Ed25519 public key: %v", err))
+	}
+	return PublicKey{
+		KeyID:     KeyID(pub),
+		Algorithm: "Ed25519",
+		PEM:       string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})),
+	}
+}
+
 // Publisher is a trusted app publisher and its keys (several, for rotation).
 type Publisher struct {
 	Name string   `json:"name"`
@@ -107,11 +124,18 @@ func (d *DesiredState) ContentDigest() string {
 
 // SignDesired encodes and signs d with the controller key.
 func SignDesired(d *DesiredState, key ed25519.PrivateKey) ([]byte, error) {
+	return SignDesiredKeys(d, key)
+}
+
+// SignDesiredKeys encodes d and signs it with each key (see
+// SignEnvelopeKeys): the current controller key and, after a key rotation,
+// the previous one.
+func SignDesiredKeys(d *DesiredState, keys ...ed25519.PrivateKey) ([]byte, error) {
 	payload, err := json.Marshal(d)
 	if err != nil {
 		return nil, fmt.Errorf("encode desired state for %s: %w", d.DeviceID, err)
 	}
-	return SignEnvelope(PayloadTypeDesired, payload, key)
+	return SignEnvelopeKeys(PayloadTypeDesired, payload, keys...)
 }
 
 // Applied is what an agent knows of the document it applied last. The zero

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
@@ -147,3 +148,34 @@ func mustJSON(t *testing.T, v any) []byte {
 }
 
 func ed25519FromSeed(s []byte) ed25519.PrivateKey { return ed25519.NewKeyFromSeed(s) }
+
+func TestSignDesiredKeys(t *testing.T) {
+	a, b := ed25519.NewKeyFromSeed(make([]byte, 32)), ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32))
+	d := &DesiredState{Schema: Schema, DeviceID: "press-01", Revision: 1, IssuedAt: time.Unix(100, 0).UTC(), ExpiresAt: time.Unix(100000, 0).UTC()}
+	raw, err := SignDesiredKeys(d, a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []ed25519.PrivateKey{a, b} {
+		pub := k.Public().(ed25519.PublicKey)
+		if _, _, err := CheckDesired(raw, CheckOptions{DeviceID: "press-01", Keys: map[string]ed25519.PublicKey{KeyID(pub): pub}, Now: time.Unix(200, 0)}); err != nil {
+			t.Errorf("key %s alone: %v", KeyID(pub), err)
+		}
+	}
+	one, err := SignDesired(d, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env, _ := DecodeEnvelope(one); len(env.Signatures) != 1 {
+		t.Errorf("SignDesired made %d signatures, want 1", len(env.Signatures))
+	}
+	if _, err := SignDesiredKeys(d); err == nil {
+		t.Error("no keys accepted")
+	}
+	if _, err := SignDesiredKeys(d, a, a, a, a, a); err == nil {
+		t.Error("more than MaxSignatures keys accepted")
+	}
+	if _, err := SignDesiredKeys(d, a, ed25519.PrivateKey{1, 2}); err == nil {
+		t.Error("malformed key accepted")
+	}
+}

@@ -54,13 +54,27 @@ func PAE(payloadType string, payload []byte) []byte {
 // envelope. Ed25519 signatures are deterministic, so the same key and payload
 // always give the same bytes (the golden vectors rely on this).
 func SignEnvelope(payloadType string, payload []byte, key ed25519.PrivateKey) ([]byte, error) {
-	env := Envelope{
-		PayloadType: payloadType,
-		Payload:     payload,
-		Signatures: []Signature{{
+	return SignEnvelopeKeys(payloadType, payload, key)
+}
+
+// SignEnvelopeKeys signs payload with each key, in order, and returns the
+// encoded envelope with one signature per key: during a key rotation, a
+// verifier that trusts any one of the keys accepts it. It needs one to
+// MaxSignatures keys.
+func SignEnvelopeKeys(payloadType string, payload []byte, keys ...ed25519.PrivateKey) ([]byte, error) {
+	if len(keys) == 0 || len(keys) > MaxSignatures {
+		return nil, fmt.Errorf("sign envelope: %d keys, want 1 to %d", len(keys), MaxSignatures)
+	}
+	msg := PAE(payloadType, payload)
+	env := Envelope{PayloadType: payloadType, Payload: payload}
+	for _, key := range keys {
+		if len(key) != ed25519.PrivateKeySize {
+			return nil, errors.New("sign envelope: not an Ed25519 private key")
+		}
+		env.Signatures = append(env.Signatures, Signature{
 			KeyID: KeyID(key.Public().(ed25519.PublicKey)),
-			Sig:   ed25519.Sign(key, PAE(payloadType, payload)),
-		}},
+			Sig:   ed25519.Sign(key, msg),
+		})
 	}
 	return json.Marshal(env)
 }

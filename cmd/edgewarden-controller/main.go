@@ -61,7 +61,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(initCmd(stdout), serveCmd(stderr), fingerprintCmd(stdout))
+	root.AddCommand(initCmd(stdout), serveCmd(stderr), fingerprintCmd(stdout), rotateCmd(stdout))
 	return root
 }
 
@@ -180,6 +180,60 @@ func fingerprintCmd(stdout io.Writer) *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&dir, "data", "", "controller data directory")
+	return c
+}
+
+func rotateCmd(stdout io.Writer) *cobra.Command {
+	var dir string
+	var promote bool
+	c := &cobra.Command{
+		Use:   "rotate-signing-key --data DIR [--promote]",
+		Short: "Rotate the key that signs desired-state documents: announce a next key, then promote it",
+		Long: `Rotate the Ed25519 key that signs desired-state documents, in two steps.
+
+Without --promote: create the next key (` + pki.NextSigningKeyFile + `). After a controller
+restart, every document announces it, signed by the current key, and agents
+that apply such a document trust the next key too.
+
+With --promote, run while the controller is STOPPED: the next key becomes the
+signing key and the old one is kept as ` + pki.PrevSigningKeyFile + `. Documents are then
+signed by both keys and keep announcing the new one, so a device that missed
+the announcement still accepts them and learns the new key. Promote once every
+device is in sync. The previous key stays until the next promotion replaces
+it; to retire it earlier, once every device is in sync again, stop the
+controller, delete ` + pki.PrevSigningKeyFile + ` and start it. A device that missed
+both phases must then be enrolled again.`,
+		Example: `  edgewarden-controller rotate-signing-key --data /var/lib/edgewarden-controller
+  systemctl restart edgewarden-controller    # announce; wait until every device is in sync
+  systemctl stop edgewarden-controller
+  edgewarden-controller rotate-signing-key --data /var/lib/edgewarden-controller --promote
+  systemctl start edgewarden-controller`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dir == "" {
+				return usageError{errors.New("--data DIR is required")}
+			}
+			if promote {
+				cur, prev, err := pki.PromoteSigningKey(dir)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "signing key %s promoted; previous key %s kept in %s/%s and co-signs documents\n", cur, prev, dir, pki.PrevSigningKeyFile)
+				fmt.Fprintln(stdout, "next: start the controller; every device gets a document signed by both keys")
+				return nil
+			}
+			id, err := pki.CreateNextSigningKey(dir)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "next signing key %s created in %s/%s\n", id, dir, pki.NextSigningKeyFile)
+			fmt.Fprintln(stdout, "next: restart the controller so every document announces it; once every device is in sync,")
+			fmt.Fprintf(stdout, "stop the controller, run edgewarden-controller rotate-signing-key --data %s --promote, and start it again\n", dir)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&dir, "data", "", "controller data directory")
+	c.Flags().BoolVar(&promote, "promote", false, "make the announced next key the signing key (run with the controller stopped)")
 	return c
 }
 

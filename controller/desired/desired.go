@@ -14,6 +14,7 @@
 package desired
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -53,6 +54,15 @@ type Options struct {
 	// TokenKeys verify operator tokens; every document carries them
 	// (access.go). None: agents refuse every operator token.
 	TokenKeys []protocol.PublicKey
+	// NextKey, during a signing-key rotation, is the announced next key:
+	// every document carries its public half as NextControllerKey, signed
+	// by Key, so agents learn to trust it. Nil: no announcement.
+	NextKey ed25519.PrivateKey
+	// PrevKey, after a rotation, is the retired key: every document is
+	// signed by Key and PrevKey, so agents that missed the announcement
+	// still verify it, and (unless NextKey is set) announces Key, so they
+	// learn to trust it before PrevKey is dropped. Nil: signed by Key alone.
+	PrevKey ed25519.PrivateKey
 }
 
 // Compiler turns snapshots into signed desired-state records. It holds no
@@ -64,13 +74,22 @@ type Compiler struct {
 	now           func() time.Time
 	workers       int
 	tokenKeys     []protocol.PublicKey
+	signers       []ed25519.PrivateKey // key, then the previous key if any
+	signerIDs     []string             // their key ids
+	next          *protocol.PublicKey  // announced as NextControllerKey
 }
 
 // New returns a compiler. It panics if opts.Key is not an Ed25519 private
-// key or RefreshBefore is not less than TTL: both are programming errors.
+// key (nor are NextKey or PrevKey when set) or RefreshBefore is not less
+// than TTL: both are programming errors.
 func New(opts Options) *Compiler {
 	if len(opts.Key) != ed25519.PrivateKeySize {
 		panic("desired: Options.Key must be an Ed25519 private key")
+	}
+	for _, k := range []ed25519.PrivateKey{opts.NextKey, opts.PrevKey} {
+		if k != nil && len(k) != ed25519.PrivateKeySize {
+			panic("desired: Options.NextKey and PrevKey must be Ed25519 private keys")
+		}
 	}
 	c := &Compiler{key: opts.Key, ttl: opts.TTL, refreshBefore: opts.RefreshBefore, now: opts.Now}
 	if c.ttl <= 0 {
@@ -86,6 +105,21 @@ func New(opts Options) *Compiler {
 		c.now = time.Now
 	}
 	c.tokenKeys = slices.Clone(opts.TokenKeys)
+	c.signers = []ed25519.PrivateKey{opts.Key}
+	if opts.PrevKey != nil {
+		c.signers = append(c.signers, opts.PrevKey)
+	}
+	for _, k := range c.signers {
+		c.signerIDs = append(c.signerIDs, protocol.KeyID(k.Public().(ed25519.PublicKey)))
+	}
+	switch {
+	case opts.NextKey != nil:
+		pk := protocol.ControllerPublicKey(opts.NextKey.Public().(ed25519.PublicKey))
+		c.next = &pk
+	case opts.PrevKey != nil:
+		pk := protocol.ControllerPublicKey(opts.Key.Public().(ed25519.PublicKey))
+		c.next = &pk
+	}
 	c.workers = opts.Workers
 	if c.workers <= 0 {
 		c.workers = runtime.GOMAXPROCS(0)
@@ -106,6 +140,8 @@ var ErrNoMembership = errors.New("cannot resolve group membership")
 //   - content unchanged but the stored document expires within
 //     RefreshBefore: a refresh, with the same revision and content and new
 //     times, signed again;
+//   - content unchanged but the stored document is not signed by exactly the
+//     compiler's keys (after a signing-key rotation): the same, re-signed;
 //   - otherwise nothing.
 //
 // The returned records are meant for store.PutDesired, then publishing.
@@ -141,7 +177,9 @@ func (c *Compiler) Compile(snap *store.Snapshot) ([]store.DesiredRecord, error) 
 			doc.Revision = dev.AppliedRevision + 1
 		case !had || old.Digest != digest:
 			doc.Revision = old.Revision + 1
-		case old.ExpiresAt.Sub(now) < c.refreshBefore:
+		case old.ExpiresAt.Sub(now) < c.refreshBefore || !c.signedByAll(old.Envelope):
+			// Due for a refresh, or signed by other keys than the compiler's
+			// (a signing-key rotation was promoted or finished).
 			doc.Revision = old.Revision
 			if !now.After(old.IssuedAt) {
 				// Agents take a refresh only with a later issue time; with a
@@ -162,7 +200,7 @@ func (c *Compiler) Compile(snap *store.Snapshot) ([]store.DesiredRecord, error) 
 	sign := func(lo, hi int) {
 		for k := lo; k < hi; k++ {
 			doc := jobs[k].doc
-			env, err := protocol.SignDesired(doc, c.key)
+			env, err := protocol.SignDesiredKeys(doc, c.signers...)
 			if err == nil && len(env) > protocol.MaxEnvelopeBytes {
 				err = fmt.Errorf("it is %d bytes, over the %d-byte limit agents accept; assign fewer apps or publishers to it", len(env), protocol.MaxEnvelopeBytes)
 			}
@@ -197,6 +235,22 @@ func (c *Compiler) Compile(snap *store.Snapshot) ([]store.DesiredRecord, error) 
 	return out, nil
 }
 
+// signedByAll reports whether an envelope the compiler made carries exactly
+// one signature per signing key of the compiler. It reads the key ids
+// without decoding the envelope: json.Marshal of protocol.Envelope writes
+// each as "keyid":"<hex>", and the base64 payload cannot contain a quote.
+func (c *Compiler) signedByAll(env []byte) bool {
+	if bytes.Count(env, []byte(`"keyid":`)) != len(c.signers) {
+		return false
+	}
+	for _, id := range c.signerIDs {
+		if !bytes.Contains(env, []byte(`"keyid":"`+id+`"`)) {
+			return false
+		}
+	}
+	return true
+}
+
 // minPerWorker is the fewest documents worth a signing goroutine.
 const minPerWorker = 64
 
@@ -217,8 +271,10 @@ func (c *Compiler) build(snap *store.Snapshot, m *fleet.Membership, dev *store.D
 	if len(dev.Labels) > 0 {
 		doc.Labels = dev.Labels
 	}
-	// Still to come, computed from the snapshot for this device:
-	//   doc.NextControllerKey during a key rotation.
+	if c.next != nil {
+		nk := *c.next
+		doc.NextControllerKey = &nk
+	}
 	apps(snap, groups, doc) // doc.Apps and doc.Publishers (apps.go)
 	return doc
 }

@@ -14,6 +14,15 @@
 //	server.pem, server.key          TLS server certificate (server-auth only)
 //	controller.pem, controller.key  client certificate, CN = ControllerIdentity
 //	signing.key                     Ed25519 key that signs desired-state documents
+//	signing.next.key                during a key rotation: the announced next key
+//	signing.prev.key                after a rotation: the retired key, still co-signing
+//
+// Key rotation (see CreateNextSigningKey and PromoteSigningKey): the next key
+// is announced in every document, signed by the current key, so agents learn
+// to trust it; promotion makes it the current key and keeps the old one as
+// the previous key, which co-signs documents so that agents that missed the
+// announcement still accept them (and learn the new key from them). Deleting
+// the previous key file retires it.
 package pki
 
 import (
@@ -55,6 +64,8 @@ const (
 	ControllerCertFile = "controller.pem"
 	ControllerKeyFile  = "controller.key"
 	SigningKeyFile     = "signing.key"
+	NextSigningKeyFile = "signing.next.key"
+	PrevSigningKeyFile = "signing.prev.key"
 )
 
 // allFiles lists every file Init writes, in the order it writes them.
@@ -90,6 +101,8 @@ type Authority struct {
 	server     tls.Certificate
 	controller tls.Certificate
 	signing    ed25519.PrivateKey
+	next       ed25519.PrivateKey // nil unless a rotation is announced
+	prev       ed25519.PrivateKey // nil unless a rotation was promoted
 	now        func() time.Time
 }
 
@@ -165,7 +178,101 @@ func Load(dir string) (*Authority, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load controller identity from %s: %w", dir, err)
 	}
+	if a.next, err = loadOptionalSigningKey(dir, NextSigningKeyFile); err != nil {
+		return nil, fmt.Errorf("load controller identity: %w", err)
+	}
+	if a.prev, err = loadOptionalSigningKey(dir, PrevSigningKeyFile); err != nil {
+		return nil, fmt.Errorf("load controller identity: %w", err)
+	}
 	return a, nil
+}
+
+// loadOptionalSigningKey reads an Ed25519 key file that may be absent (nil,
+// nil), with the same mode check as the other private keys.
+func loadOptionalSigningKey(dir, name string) (ed25519.PrivateKey, error) {
+	p := filepath.Join(dir, name)
+	info, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if info.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("private key %s has mode %04o, readable by other users: run chmod 600 %s", p, info.Mode().Perm(), p)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	k, err := parseKey(name, b)
+	if err != nil {
+		return nil, err
+	}
+	key, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("%s holds a %T, want an Ed25519 key", name, k)
+	}
+	return key, nil
+}
+
+// CreateNextSigningKey starts a signing-key rotation: it writes a new Ed25519
+// key to NextSigningKeyFile in dir (mode 0600) and returns its key id. The
+// controller announces it in every document once restarted. It refuses when
+// a next key already exists, and checks that dir holds a loadable identity.
+func CreateNextSigningKey(dir string) (keyID string, err error) {
+	if _, err := Load(dir); err != nil {
+		return "", fmt.Errorf("create next signing key: %w", err)
+	}
+	p := filepath.Join(dir, NextSigningKeyFile)
+	if _, err := os.Lstat(p); err == nil {
+		return "", fmt.Errorf("create next signing key: %s already exists: a rotation is already under way (promote it with rotate-signing-key --promote)", p)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("create next signing key: %w", err)
+	}
+	pub, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return "", fmt.Errorf("create next signing key: %w", err)
+	}
+	b, err := pemKey(key)
+	if err != nil {
+		return "", fmt.Errorf("create next signing key: %w", err)
+	}
+	if err := writeNew(p, b, 0o600); err != nil {
+		return "", fmt.Errorf("create next signing key: %w", err)
+	}
+	return protocol.KeyID(pub), nil
+}
+
+// PromoteSigningKey ends a signing-key rotation: the next key becomes the
+// current one and the current one becomes the previous key (replacing an
+// older previous key). Run it with the controller stopped. It refuses when
+// there is no next key, and returns the ids of the new current key and of
+// the previous key.
+func PromoteSigningKey(dir string) (current, previous string, err error) {
+	a, err := Load(dir)
+	if err != nil {
+		return "", "", fmt.Errorf("promote signing key: %w", err)
+	}
+	if a.next == nil {
+		return "", "", fmt.Errorf("promote signing key: no %s in %s: start a rotation with rotate-signing-key first", NextSigningKeyFile, dir)
+	}
+	cur, next := filepath.Join(dir, SigningKeyFile), filepath.Join(dir, NextSigningKeyFile)
+	prev := filepath.Join(dir, PrevSigningKeyFile)
+	// Each rename is atomic; after a crash between them the files are
+	// either as before, or the current key is already kept as previous and
+	// signing.key is missing, which the next run finishes.
+	if err := os.Rename(cur, prev); err != nil {
+		return "", "", fmt.Errorf("promote signing key: %w", err)
+	}
+	if err := os.Rename(next, cur); err != nil {
+		return "", "", fmt.Errorf("promote signing key: %w (the old key is in %s: rename %s to %s to finish)", err, prev, next, cur)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return protocol.KeyID(a.next.Public().(ed25519.PublicKey)), protocol.KeyID(a.signing.Public().(ed25519.PublicKey)), nil
 }
 
 func modeFor(name string) fs.FileMode {
@@ -469,18 +576,23 @@ func (a *Authority) ClientConfig() *tls.Config {
 // SigningKey returns the Ed25519 key that signs desired-state documents.
 func (a *Authority) SigningKey() ed25519.PrivateKey { return a.signing }
 
-// ControllerKeys returns the public half of the signing key as carried in
-// documents and enrollment responses.
+// NextSigningKey returns the announced next signing key, or nil when no
+// rotation is under way.
+func (a *Authority) NextSigningKey() ed25519.PrivateKey { return a.next }
+
+// PrevSigningKey returns the key retired by the last rotation, which still
+// co-signs documents, or nil.
+func (a *Authority) PrevSigningKey() ed25519.PrivateKey { return a.prev }
+
+// ControllerKeys returns the public keys enrolling devices trust for
+// desired-state documents: the current signing key and, during a rotation,
+// the announced next key (so a device enrolled then and offline until after
+// promotion still verifies). The previous key is left out: every document
+// is signed by the current key, so new devices never need it.
 func (a *Authority) ControllerKeys() []protocol.PublicKey {
-	pub := a.signing.Public().(ed25519.PublicKey)
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		// An Ed25519 public key always marshals.
-		panic(fmt.Sprintf("pki: marshal Ed25519 public key: %v", err))
+	keys := []protocol.PublicKey{protocol.ControllerPublicKey(a.signing.Public().(ed25519.PublicKey))}
+	if a.next != nil {
+		keys = append(keys, protocol.ControllerPublicKey(a.next.Public().(ed25519.PublicKey)))
 	}
-	return []protocol.PublicKey{{
-		KeyID:     protocol.KeyID(pub),
-		Algorithm: "Ed25519",
-		PEM:       string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})),
-	}}
+	return keys
 }

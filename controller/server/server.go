@@ -17,6 +17,7 @@ package server
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -205,7 +206,13 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	s.compiler = desired.New(desired.Options{Key: s.authority.SigningKey(), TTL: opts.DocumentTTL, TokenKeys: []protocol.PublicKey{tokenSigner.PublicKey()}})
+	s.compiler = desired.New(desired.Options{Key: s.authority.SigningKey(), NextKey: s.authority.NextSigningKey(), PrevKey: s.authority.PrevSigningKey(), TTL: opts.DocumentTTL, TokenKeys: []protocol.PublicKey{tokenSigner.PublicKey()}})
+	if k := s.authority.NextSigningKey(); k != nil {
+		s.log.Info("signing-key rotation: announcing the next key in every document; promote it once every device is in sync (edgewarden-controller rotate-signing-key --promote)", "next_key_id", protocol.KeyID(k.Public().(ed25519.PublicKey)))
+	}
+	if k := s.authority.PrevSigningKey(); k != nil {
+		s.log.Info("signing-key rotation: documents are co-signed by the previous key", "prev_key_id", protocol.KeyID(k.Public().(ed25519.PublicKey)))
+	}
 	s.metrics = newMetrics(s.devicesOnline)
 
 	// Listeners first, so the advertised URLs carry the bound ports.
