@@ -612,20 +612,11 @@ func (db *DB) ListGrants(ctx context.Context) ([]Grant, error) {
 }
 
 func listGrants(ctx context.Context, q queryer) ([]Grant, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+grantColumns+` FROM grants ORDER BY id`)
+	out, err := queryAll(ctx, q, scanGrant, `SELECT `+grantColumns+` FROM grants ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list grants: %w", err)
 	}
-	defer rows.Close()
-	var out []Grant
-	for rows.Next() {
-		g, err := scanGrant(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list grants: %w", err)
-		}
-		out = append(out, g)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // DeleteGrant deletes a grant.
@@ -784,20 +775,11 @@ func (db *DB) ListTokens(ctx context.Context, user string) ([]OperatorToken, err
 }
 
 func queryTokens(ctx context.Context, q queryer, query string, args ...any) ([]OperatorToken, error) {
-	rows, err := q.QueryContext(ctx, query, args...)
+	out, err := queryAll(ctx, q, scanOpToken, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list operator tokens: %w", err)
 	}
-	defer rows.Close()
-	var out []OperatorToken
-	for rows.Next() {
-		t, err := scanOpToken(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list operator tokens: %w", err)
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // RevokeToken marks an operator token revoked by user by. Revoking it again

@@ -107,20 +107,11 @@ func scanToken(row interface{ Scan(...any) error }) (EnrollToken, error) {
 // ListEnrollTokens returns every enrollment token, oldest first, including
 // revoked, expired and used-up ones.
 func (db *DB) ListEnrollTokens(ctx context.Context) ([]EnrollToken, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT `+tokenColumns+` FROM enroll_tokens ORDER BY created_at, id`)
+	out, err := queryAll(ctx, db.read, scanToken, `SELECT `+tokenColumns+` FROM enroll_tokens ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("list enrollment tokens: %w", err)
 	}
-	defer rows.Close()
-	var out []EnrollToken
-	for rows.Next() {
-		t, err := scanToken(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list enrollment tokens: %w", err)
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // RevokeEnrollToken revokes the token with this id so that no more devices
@@ -272,20 +263,11 @@ func (db *DB) ListDevices(ctx context.Context) ([]Device, error) {
 }
 
 func listDevices(ctx context.Context, q queryer) ([]Device, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+deviceColumns+deviceFrom+` ORDER BY d.id`)
+	out, err := queryAll(ctx, q, scanDevice, `SELECT `+deviceColumns+deviceFrom+` ORDER BY d.id`)
 	if err != nil {
 		return nil, fmt.Errorf("list devices: %w", err)
 	}
-	defer rows.Close()
-	var out []Device
-	for rows.Next() {
-		d, err := scanDevice(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list devices: %w", err)
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // ApproveDevice makes a pending device active, so it receives desired state.

@@ -90,20 +90,11 @@ func (db *DB) GetUser(ctx context.Context, name string) (User, error) {
 
 // ListUsers returns every user, sorted by name.
 func (db *DB) ListUsers(ctx context.Context) ([]User, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT name, password_hash, state, created_at FROM users ORDER BY name`)
+	out, err := queryAll(ctx, db.read, scanUser, `SELECT name, password_hash, state, created_at FROM users ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
-	defer rows.Close()
-	var out []User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list users: %w", err)
-		}
-		out = append(out, u)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // CountUsers returns the number of users in any state.
