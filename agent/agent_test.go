@@ -144,7 +144,7 @@ func TestOutboxSurvivesRestartAndDrainsOnAck(t *testing.T) {
 	}
 	const n = protocol.MaxEventsPerBatch + 20
 	for i := range n {
-		ev := protocol.Event{ID: fmt.Sprintf("ev-%04d", i), At: time.Now().UTC(), Kind: "test", Severity: "info", Message: "queued before start"}
+		ev := protocol.Event{ID: fmt.Sprintf("ev-%04d", i), At: time.Now().UTC(), Kind: "test", Severity: protocol.SeverityInfo, Message: "queued before start"}
 		if err := st.Enqueue(ctx, ev); err != nil {
 			t.Fatal(err)
 		}

@@ -63,8 +63,8 @@ type AppStatus struct {
 type Event struct {
 	ID       string            `json:"id"`
 	At       time.Time         `json:"at"`
-	Kind     string            `json:"kind"`     // e.g. "document_rejected", "sideload_blocked"
-	Severity string            `json:"severity"` // "info", "warning", "security"
+	Kind     string            `json:"kind"`     // one of the Event* kinds in events.go
+	Severity string            `json:"severity"` // SeverityInfo, SeverityWarning or SeveritySecurity
 	Message  string            `json:"message"`
 	Details  map[string]string `json:"details,omitempty"`
 }

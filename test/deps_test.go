@@ -32,7 +32,7 @@ func TestDependencyRules(t *testing.T) {
 		}
 	}
 	for _, p := range deps(t, "./../cmd/edgewarden-agent") {
-		if strings.HasPrefix(p, module+"controller") && p != module+"controller/apiv1" {
+		if strings.HasPrefix(p, module+"controller") {
 			t.Errorf("the agent links controller code: %s", p)
 		}
 		if strings.Contains(p, "sigstore/cosign") {

@@ -410,8 +410,8 @@ func (a *Applier) record(ctx context.Context, digest string, rev uint64, cause e
 		ev = &protocol.Event{
 			ID:       a.opts.NewEventID(),
 			At:       now.UTC(),
-			Kind:     "document_rejected",
-			Severity: "warning",
+			Kind:     protocol.EventDocumentRejected,
+			Severity: protocol.SeverityWarning,
 			Message:  "desired state refused: " + cause.Error(),
 			Details:  details,
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/edgewarden/edgewarden/agent/install"
+	"github.com/edgewarden/edgewarden/protocol"
 )
 
 // FetchOptions configure NewFetch.
@@ -57,7 +58,7 @@ func NewFetch(opts FetchOptions) (install.FetchFunc, error) {
 		if !digestPattern.MatchString(digest) {
 			return nil, fmt.Errorf("artifact digest %q is not 64 lowercase hex digits", digest)
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/artifacts/"+digest, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+protocol.ArtifactPath(digest), nil)
 		if err != nil {
 			return nil, err
 		}

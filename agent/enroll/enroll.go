@@ -33,7 +33,6 @@ import (
 	"time"
 
 	"github.com/edgewarden/edgewarden/agent/identity"
-	"github.com/edgewarden/edgewarden/controller/apiv1"
 	"github.com/edgewarden/edgewarden/protocol"
 )
 
@@ -116,7 +115,7 @@ func Enroll(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create certificate request: %w", err)
 	}
-	req := apiv1.EnrollRequest{
+	req := protocol.EnrollRequest{
 		Token:  opts.Token,
 		CSRPEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER})),
 		Labels: opts.Labels,
@@ -124,7 +123,7 @@ func Enroll(ctx context.Context, opts Options) (*Result, error) {
 
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	resp, err := post(ctx, base.JoinPath("api/v1/enroll").String(), pin, &req)
+	resp, err := post(ctx, base.JoinPath(protocol.EnrollPath).String(), pin, &req)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +198,7 @@ func prepareStateDir(dir string) error {
 }
 
 // post sends the enrollment request over TLS pinned to the CA fingerprint.
-func post(ctx context.Context, endpoint, pin string, body *apiv1.EnrollRequest) (*apiv1.EnrollResponse, error) {
+func post(ctx context.Context, endpoint, pin string, body *protocol.EnrollRequest) (*protocol.EnrollResponse, error) {
 	b, err := json.Marshal(body)
 	if err != nil {
 		return nil, fmt.Errorf("encode enrollment request: %w", err)
@@ -224,13 +223,13 @@ func post(ctx context.Context, endpoint, pin string, body *apiv1.EnrollRequest) 
 		return nil, fmt.Errorf("enroll at %s: read response: %w", endpoint, err)
 	}
 	if res.StatusCode/100 != 2 {
-		var apiErr apiv1.Error
+		var apiErr protocol.APIError
 		if json.Unmarshal(data, &apiErr) == nil && apiErr.Error != "" {
 			return nil, fmt.Errorf("controller refused enrollment (HTTP %s): %s", res.Status, apiErr.Error)
 		}
 		return nil, fmt.Errorf("controller refused enrollment (HTTP %s): %s", res.Status, strings.TrimSpace(string(truncate(data, 200))))
 	}
-	var out apiv1.EnrollResponse
+	var out protocol.EnrollResponse
 	if err := json.Unmarshal(data, &out); err != nil {
 		return nil, fmt.Errorf("enroll at %s: decode response: %w", endpoint, err)
 	}
@@ -302,7 +301,7 @@ func verifyPinned(cs tls.ConnectionState, pin string) error {
 // checkResponse verifies that the returned CA is the pinned one and that the
 // issued certificate is for our key and device id, signed by that CA, and
 // usable as a TLS client certificate.
-func checkResponse(resp *apiv1.EnrollResponse, pin, deviceID string, pub *ecdsa.PublicKey) (*x509.Certificate, []byte, error) {
+func checkResponse(resp *protocol.EnrollResponse, pin, deviceID string, pub *ecdsa.PublicKey) (*x509.Certificate, []byte, error) {
 	caBlock, _ := pem.Decode([]byte(resp.CAPEM))
 	if caBlock == nil {
 		return nil, nil, errors.New("enrollment response has no CA certificate")

@@ -18,7 +18,6 @@ import (
 	"github.com/edgewarden/edgewarden/agent/enroll"
 	"github.com/edgewarden/edgewarden/agent/identity"
 	"github.com/edgewarden/edgewarden/agent/internal/testpki"
-	"github.com/edgewarden/edgewarden/controller/apiv1"
 	"github.com/edgewarden/edgewarden/protocol"
 )
 
@@ -32,7 +31,7 @@ type controller struct {
 	key    protocol.PublicKey
 	labels map[string]string
 	// respond, when set, replaces the response.
-	respond func(w http.ResponseWriter, req *apiv1.EnrollRequest, resp *apiv1.EnrollResponse)
+	respond func(w http.ResponseWriter, req *protocol.EnrollRequest, resp *protocol.EnrollResponse)
 }
 
 func newController(t *testing.T) *controller {
@@ -46,7 +45,7 @@ func newController(t *testing.T) *controller {
 	c.key = protocol.PublicKey{KeyID: protocol.KeyID(pub), Algorithm: "Ed25519", PEM: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/v1/enroll", func(w http.ResponseWriter, r *http.Request) {
-		var req apiv1.EnrollRequest
+		var req protocol.EnrollRequest
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 			httpError(w, http.StatusBadRequest, "bad request body")
 			return
@@ -63,7 +62,7 @@ func newController(t *testing.T) *controller {
 		}
 		c.labels = req.Labels
 		cert := c.ca.Issue(t, csr.Subject.CommonName, csr.PublicKey, false)
-		resp := &apiv1.EnrollResponse{
+		resp := &protocol.EnrollResponse{
 			DeviceID:       csr.Subject.CommonName,
 			CertificatePEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})),
 			CAPEM:          string(c.ca.PEM()),
@@ -87,7 +86,7 @@ func newController(t *testing.T) *controller {
 func httpError(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(apiv1.Error{Error: msg})
+	json.NewEncoder(w).Encode(protocol.APIError{Error: msg})
 }
 
 func (c *controller) opts(dir string) enroll.Options {
@@ -167,7 +166,7 @@ func TestEnrollRefusesLeafNotSignedByPinnedCA(t *testing.T) {
 func TestEnrollRefusesResponseWithOtherCA(t *testing.T) {
 	c := newController(t)
 	other := testpki.NewCA(t, "other")
-	c.respond = func(w http.ResponseWriter, _ *apiv1.EnrollRequest, resp *apiv1.EnrollResponse) {
+	c.respond = func(w http.ResponseWriter, _ *protocol.EnrollRequest, resp *protocol.EnrollResponse) {
 		resp.CAPEM = string(other.PEM())
 		json.NewEncoder(w).Encode(resp)
 	}
@@ -183,7 +182,7 @@ func TestEnrollRefusesResponseWithOtherCA(t *testing.T) {
 
 func TestEnrollRefusesCertificateForOtherDevice(t *testing.T) {
 	c := newController(t)
-	c.respond = func(w http.ResponseWriter, req *apiv1.EnrollRequest, resp *apiv1.EnrollResponse) {
+	c.respond = func(w http.ResponseWriter, req *protocol.EnrollRequest, resp *protocol.EnrollResponse) {
 		key := c.ca.NewDevice(t, "press-99")
 		resp.CertificatePEM = string(key.CertPEM())
 		json.NewEncoder(w).Encode(resp)

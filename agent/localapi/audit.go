@@ -11,18 +11,6 @@ import (
 	"github.com/edgewarden/edgewarden/protocol"
 )
 
-// Event kinds the local API queues.
-const (
-	// EventDenied is a refused local request (severity "security").
-	EventDenied = "local_access_denied"
-	// EventAction is an app operation done through the local API (start,
-	// stop, install; severity "info", "security" for a sideload).
-	EventAction = "local_action"
-	// EventSideloadInstalled is a local package installed through the
-	// local API (severity "security", with the operator in details).
-	EventSideloadInstalled = "sideload_installed"
-)
-
 // auditor queues events in the outbox, at most perMinute a minute.
 type auditor struct {
 	sink      EventSink

@@ -107,8 +107,8 @@ func (s *Server) denied(r *http.Request, g Grant, action access.Action, err erro
 		who = "unauthenticated caller"
 	}
 	s.audit.record(r.Context(), protocol.Event{
-		Kind:     EventDenied,
-		Severity: "security",
+		Kind:     protocol.EventLocalAccessDenied,
+		Severity: protocol.SeveritySecurity,
 		Message:  fmt.Sprintf("local access denied: %s, %s: %v", who, action, err),
 		Details: details(r.Context(),
 			"user", user,
@@ -221,8 +221,8 @@ func (s *Server) appOp(op string) http.HandlerFunc {
 			return
 		}
 		s.audit.record(r.Context(), protocol.Event{
-			Kind:     EventAction,
-			Severity: "info",
+			Kind:     protocol.EventLocalAction,
+			Severity: protocol.SeverityInfo,
 			Message:  fmt.Sprintf("%s %s app %s locally", g.Claims.Subject, verbPast(op), name),
 			Details:  details(r.Context(), "user", g.Claims.Subject, "action", op, "app", name, "token_id", g.Claims.ID),
 		})
@@ -293,8 +293,8 @@ func (s *Server) install(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.audit.record(r.Context(), protocol.Event{
-		Kind:     EventSideloadInstalled,
-		Severity: "security",
+		Kind:     protocol.EventSideloadInstalled,
+		Severity: protocol.SeveritySecurity,
 		Message:  fmt.Sprintf("%s sideloaded app %s %s locally", g.Claims.Subject, st.Name, st.Version),
 		Details: details(r.Context(), "user", g.Claims.Subject, "action", "install", "app", st.Name,
 			"version", st.Version, "file", filename, "token_id", g.Claims.ID),

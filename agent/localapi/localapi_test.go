@@ -256,7 +256,7 @@ func (f *fixture) events(kind string) []protocol.Event {
 
 func (f *fixture) lastDenied() protocol.Event {
 	f.t.Helper()
-	evs := f.events(localapi.EventDenied)
+	evs := f.events(protocol.EventLocalAccessDenied)
 	if len(evs) == 0 {
 		f.t.Fatal("no local_access_denied event was queued")
 	}
@@ -342,7 +342,7 @@ func TestAuthorize(t *testing.T) {
 	}
 
 	// Bad requests change nothing and are not mistaken for allowed.
-	before := len(f.events(localapi.EventDenied))
+	before := len(f.events(protocol.EventLocalAccessDenied))
 	for _, tc := range []struct {
 		method, path, body, want string
 	}{
@@ -357,7 +357,7 @@ func TestAuthorize(t *testing.T) {
 			t.Errorf("%s %s %s: %q does not contain %q", tc.method, tc.path, tc.body, msg, tc.want)
 		}
 	}
-	if n := len(f.events(localapi.EventDenied)); n != before {
+	if n := len(f.events(protocol.EventLocalAccessDenied)); n != before {
 		t.Errorf("bad requests queued %d denied events", n-before)
 	}
 }
@@ -621,12 +621,12 @@ func TestDeniedEventsAreRateLimited(t *testing.T) {
 	for range 5 {
 		wantStatus(t, f.authorize("", access.DeviceView), http.StatusForbidden) // no policy
 	}
-	if n := len(f.events(localapi.EventDenied)); n != 3 {
+	if n := len(f.events(protocol.EventLocalAccessDenied)); n != 3 {
 		t.Fatalf("%d events queued, want 3 (the limit)", n)
 	}
 	f.advance(time.Minute)
 	f.authorize("", access.DeviceView)
-	evs := f.events(localapi.EventDenied)
+	evs := f.events(protocol.EventLocalAccessDenied)
 	if len(evs) != 4 || evs[3].Details["suppressed_before"] != "2" {
 		t.Errorf("after the window: %d events, last %+v", len(evs), evs[len(evs)-1].Details)
 	}
@@ -727,7 +727,7 @@ func TestAppOperations(t *testing.T) {
 	if res.App.State != "stopped" || f.apps.lastCall() != "stop historian" {
 		t.Errorf("stop: %+v, runtime saw %q", res, f.apps.lastCall())
 	}
-	if evs := f.events(localapi.EventAction); len(evs) != 1 || evs[0].Details["user"] != "alice" || evs[0].Details["app"] != "historian" {
+	if evs := f.events(protocol.EventLocalAction); len(evs) != 1 || evs[0].Details["user"] != "alice" || evs[0].Details["app"] != "historian" {
 		t.Errorf("action events = %+v", evs)
 	}
 	r = f.do("POST", localwire.PathApps+"/ghost/start", alice, nil)
@@ -791,7 +791,7 @@ func TestSideloadInstall(t *testing.T) {
 	if !res.App.Sideloaded || pkg != "package bytes" || user != "erin" || f.apps.lastCall() != "install tool.tar.gz" {
 		t.Errorf("install: %+v, package %q by %q, runtime saw %q", res, pkg, user, f.apps.lastCall())
 	}
-	evs := f.events(localapi.EventSideloadInstalled)
+	evs := f.events(protocol.EventSideloadInstalled)
 	if len(evs) != 1 || evs[0].Severity != "security" || evs[0].Details["action"] != "install" || evs[0].Details["user"] != "erin" {
 		t.Errorf("install events = %+v", evs)
 	}

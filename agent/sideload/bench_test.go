@@ -27,7 +27,7 @@ func BenchmarkDetectionLatency(b *testing.B) {
 		AppsDir: f.apps, QuarantineDir: f.quarantine,
 		Policy: func() Policy { return *f.policy.Load() },
 		Report: func(_ context.Context, ev protocol.Event) error {
-			if ev.Kind != KindQuarantined {
+			if ev.Kind != protocol.EventQuarantined {
 				got <- ev.Details["app"]
 			}
 			return nil

@@ -11,31 +11,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgewarden/edgewarden/protocol"
 	"github.com/edgewarden/edgewarden/protocol/manifest"
 )
 
-// Event kinds the guard reports (protocol.Event.Kind), all with severity
-// "security".
-const (
-	// KindSideloadBlocked: something that is not a managed app appeared in
-	// the apps directory while sideloading is banned.
-	KindSideloadBlocked = "sideload_blocked"
-	// KindTamper: a managed app's files changed (content, added, removed,
-	// type, symlink target, permissions).
-	KindTamper = "tamper_detected"
-	// KindQuarantined: an app's files were moved to quarantine.
-	KindQuarantined = "quarantined"
-	// KindIntegrity: a managed app could not be verified (unreadable, its
-	// manifest missing or its signature refused).
-	KindIntegrity = "integrity_failure"
-)
-
-// SeveritySecurity is the severity of every guard event.
-const SeveritySecurity = "security"
+// The guard reports events of kind protocol.EventSideloadBlocked, EventTamper,
+// EventQuarantined and EventIntegrity, all of severity protocol.SeveritySecurity.
 
 // Finding is one thing wrong with an entry of the apps directory.
 type Finding struct {
-	Kind     string // KindSideloadBlocked, KindTamper or KindIntegrity
+	Kind     string // protocol.EventSideloadBlocked, protocol.EventTamper or protocol.EventIntegrity
 	Path     string // absolute path of what was found wrong
 	Expected string // expected digest or state ("" if nothing was expected)
 	Found    string // found digest or state
@@ -88,7 +73,7 @@ func (g *Guard) checkEntryOnce(name string, pol *Policy) result {
 		return r
 	}
 	if err != nil {
-		r.add(Finding{Kind: KindIntegrity, Path: p, Expected: "readable", Found: "unreadable", Message: fmt.Sprintf("cannot inspect %s: %v", p, err)})
+		r.add(Finding{Kind: protocol.EventIntegrity, Path: p, Expected: "readable", Found: "unreadable", Message: fmt.Sprintf("cannot inspect %s: %v", p, err)})
 		return r
 	}
 	if fi.IsDir() && pol.Leaving[name] {
@@ -104,7 +89,7 @@ func (g *Guard) checkEntryOnce(name string, pol *Policy) result {
 		r.sideloaded = true
 		return r
 	}
-	r.add(Finding{Kind: KindSideloadBlocked, Path: p, Expected: "nothing (sideloading is banned)", Found: describe(p, fi, g.opts.AppsDir),
+	r.add(Finding{Kind: protocol.EventSideloadBlocked, Path: p, Expected: "nothing (sideloading is banned)", Found: describe(p, fi, g.opts.AppsDir),
 		Message: fmt.Sprintf("%s appeared in the apps directory but is not an app assigned to this device, and sideloading is banned", describe(p, fi, g.opts.AppsDir))})
 	return r
 }
@@ -138,7 +123,7 @@ func (g *Guard) checkApp(r *result, appDir string, fi fs.FileInfo, pol *Policy) 
 	g.watch(appDir)
 	entries, err := readDir(appDir)
 	if err != nil {
-		r.add(Finding{Kind: KindIntegrity, Path: appDir, Expected: "readable directory", Found: "unreadable", Message: fmt.Sprintf("app directory cannot be read: %v", err)})
+		r.add(Finding{Kind: protocol.EventIntegrity, Path: appDir, Expected: "readable directory", Found: "unreadable", Message: fmt.Sprintf("app directory cannot be read: %v", err)})
 		return
 	}
 	versions := map[string]bool{}
@@ -158,12 +143,12 @@ func (g *Guard) checkApp(r *result, appDir string, fi fs.FileInfo, pol *Policy) 
 		p := filepath.Join(appDir, e.Name())
 		t, err := os.Readlink(p)
 		if err != nil {
-			r.add(Finding{Kind: KindIntegrity, Path: p, Expected: "readable symlink", Found: "unreadable", Message: fmt.Sprintf("cannot read symlink: %v", err)})
+			r.add(Finding{Kind: protocol.EventIntegrity, Path: p, Expected: "readable symlink", Found: "unreadable", Message: fmt.Sprintf("cannot read symlink: %v", err)})
 			continue
 		}
 		dir, v := path.Split(filepath.ToSlash(t))
 		if dir != "versions/" || !versions[v] {
-			r.add(Finding{Kind: KindTamper, Path: p, Expected: "versions/<a version present>", Found: t,
+			r.add(Finding{Kind: protocol.EventTamper, Path: p, Expected: "versions/<a version present>", Found: t,
 				Message: fmt.Sprintf("%s points to %s, not to a version of the app", e.Name(), t)})
 		}
 	}
@@ -179,7 +164,7 @@ func (g *Guard) checkVersions(r *result, dir, app string, pol *Policy, ok map[st
 	g.watch(dir)
 	entries, err := readDir(dir)
 	if err != nil {
-		r.add(Finding{Kind: KindIntegrity, Path: dir, Expected: "readable directory", Found: "unreadable", Message: fmt.Sprintf("versions directory cannot be read: %v", err)})
+		r.add(Finding{Kind: protocol.EventIntegrity, Path: dir, Expected: "readable directory", Found: "unreadable", Message: fmt.Sprintf("versions directory cannot be read: %v", err)})
 		return
 	}
 	for _, e := range entries {
@@ -215,7 +200,7 @@ func (g *Guard) checkVersion(r *result, dir, app string, pol *Policy) bool {
 	before := r.total
 	m, raw, sig, err := g.verifiedManifest(dir, app, pol)
 	if err != nil {
-		r.add(Finding{Kind: KindIntegrity, Path: filepath.Join(dir, metaDirName, "manifest.json"), Expected: "a manifest signed by a trusted publisher", Found: "refused",
+		r.add(Finding{Kind: protocol.EventIntegrity, Path: filepath.Join(dir, metaDirName, "manifest.json"), Expected: "a manifest signed by a trusted publisher", Found: "refused",
 			Message: fmt.Sprintf("%s@%s cannot be verified: %v", app, filepath.Base(dir), err)})
 		g.watchTree(dir)
 		return false
@@ -241,7 +226,7 @@ func (g *Guard) checkVersion(r *result, dir, app string, pol *Policy) bool {
 		if exp == "" {
 			exp = w.kind.String()
 		}
-		r.add(Finding{Kind: KindTamper, Path: filepath.Join(dir, filepath.FromSlash(p)), Expected: exp, Found: "missing",
+		r.add(Finding{Kind: protocol.EventTamper, Path: filepath.Join(dir, filepath.FromSlash(p)), Expected: exp, Found: "missing",
 			Message: fmt.Sprintf("%s %s of %s@%s was removed", w.kind, p, app, m.Version)})
 	}
 	return r.total == before
@@ -269,12 +254,12 @@ func (g *Guard) compare(r *result, root, rel string, want tree, seen map[string]
 	case fi.Mode()&fs.ModeSymlink != 0:
 		t, err := os.Readlink(p)
 		if w.kind != kindSymlink || err != nil || t != w.target {
-			r.add(Finding{Kind: KindTamper, Path: p, Expected: w.describe(), Found: "symlink to " + t,
+			r.add(Finding{Kind: protocol.EventTamper, Path: p, Expected: w.describe(), Found: "symlink to " + t,
 				Message: fmt.Sprintf("%s was replaced by a symlink to %s", rel, t)})
 		}
 	case fi.IsDir():
 		if w.kind != kindDir {
-			r.add(Finding{Kind: KindTamper, Path: p, Expected: w.describe(), Found: "directory", Message: fmt.Sprintf("%s was replaced by a directory", rel)})
+			r.add(Finding{Kind: protocol.EventTamper, Path: p, Expected: w.describe(), Found: "directory", Message: fmt.Sprintf("%s was replaced by a directory", rel)})
 			g.watchTree(p)
 			return
 		}
@@ -282,7 +267,7 @@ func (g *Guard) compare(r *result, root, rel string, want tree, seen map[string]
 		g.watch(p)
 		entries, err := readDir(p)
 		if err != nil {
-			r.add(Finding{Kind: KindIntegrity, Path: p, Expected: "readable directory", Found: "unreadable", Message: fmt.Sprintf("directory %s cannot be read: %v", rel, err)})
+			r.add(Finding{Kind: protocol.EventIntegrity, Path: p, Expected: "readable directory", Found: "unreadable", Message: fmt.Sprintf("directory %s cannot be read: %v", rel, err)})
 			return
 		}
 		for _, e := range entries {
@@ -290,11 +275,11 @@ func (g *Guard) compare(r *result, root, rel string, want tree, seen map[string]
 		}
 	case fi.Mode().IsRegular():
 		if w.kind != kindFile {
-			r.add(Finding{Kind: KindTamper, Path: p, Expected: w.describe(), Found: "file", Message: fmt.Sprintf("%s was replaced by a file", rel)})
+			r.add(Finding{Kind: protocol.EventTamper, Path: p, Expected: w.describe(), Found: "file", Message: fmt.Sprintf("%s was replaced by a file", rel)})
 			return
 		}
 		if perm := fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky); perm != w.perm && !(w.upTo && perm&^w.perm == 0) {
-			r.add(Finding{Kind: KindTamper, Path: p, Expected: "mode " + w.perm.String(), Found: "mode " + perm.String(),
+			r.add(Finding{Kind: protocol.EventTamper, Path: p, Expected: "mode " + w.perm.String(), Found: "mode " + perm.String(),
 				Message: fmt.Sprintf("permissions of %s changed from %s to %s", rel, w.perm, perm)})
 		}
 		if fi.Size() != w.size {
@@ -302,21 +287,21 @@ func (g *Guard) compare(r *result, root, rel string, want tree, seen map[string]
 			if s, err := g.cache.sum(p, fi); err == nil {
 				found = s
 			}
-			r.add(Finding{Kind: KindTamper, Path: p, Expected: w.sum, Found: found,
+			r.add(Finding{Kind: protocol.EventTamper, Path: p, Expected: w.sum, Found: found,
 				Message: fmt.Sprintf("content of %s changed (size %d, expected %d)", rel, fi.Size(), w.size)})
 			return
 		}
 		s, err := g.cache.sum(p, fi)
 		if err != nil {
-			r.add(Finding{Kind: KindIntegrity, Path: p, Expected: w.sum, Found: "unreadable", Message: fmt.Sprintf("cannot read %s: %v", rel, err)})
+			r.add(Finding{Kind: protocol.EventIntegrity, Path: p, Expected: w.sum, Found: "unreadable", Message: fmt.Sprintf("cannot read %s: %v", rel, err)})
 			return
 		}
 		if s != w.sum {
-			r.add(Finding{Kind: KindTamper, Path: p, Expected: w.sum, Found: s,
+			r.add(Finding{Kind: protocol.EventTamper, Path: p, Expected: w.sum, Found: s,
 				Message: fmt.Sprintf("content of %s changed (same size, different sha256)", rel)})
 		}
 	default:
-		r.add(Finding{Kind: KindTamper, Path: p, Expected: w.describe(), Found: fi.Mode().Type().String(), Message: fmt.Sprintf("%s was replaced by a special file", rel)})
+		r.add(Finding{Kind: protocol.EventTamper, Path: p, Expected: w.describe(), Found: fi.Mode().Type().String(), Message: fmt.Sprintf("%s was replaced by a special file", rel)})
 	}
 }
 
@@ -336,7 +321,7 @@ func (w want) describe() string {
 func (g *Guard) checkDirPerm(r *result, p string, fi fs.FileInfo, max fs.FileMode) {
 	perm := fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
 	if perm&0o700 != 0o700 || perm&^max != 0 {
-		r.add(Finding{Kind: KindTamper, Path: p, Expected: "mode at most " + max.String() + " with owner rwx", Found: "mode " + perm.String(),
+		r.add(Finding{Kind: protocol.EventTamper, Path: p, Expected: "mode at most " + max.String() + " with owner rwx", Found: "mode " + perm.String(),
 			Message: fmt.Sprintf("permissions of directory %s changed to %s", p, perm)})
 	}
 }
@@ -359,7 +344,7 @@ func (g *Guard) unexpectedInfo(r *result, p string, fi fs.FileInfo) {
 			found = s
 		}
 	}
-	r.add(Finding{Kind: KindTamper, Path: p, Expected: "nothing", Found: found,
+	r.add(Finding{Kind: protocol.EventTamper, Path: p, Expected: "nothing", Found: found,
 		Message: fmt.Sprintf("%s was added to a managed app: %s", p, describe(p, fi, g.opts.AppsDir))})
 }
 

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/edgewarden/edgewarden/agent/install"
+	"github.com/edgewarden/edgewarden/protocol"
 	"github.com/edgewarden/edgewarden/protocol/manifest"
 )
 
@@ -163,7 +164,7 @@ func (g *Guard) expectVersion(dir string, m *manifest.Manifest, raw, sig []byte)
 		t[kept] = want{kind: kindFile, sum: a.SHA256, size: a.Size, perm: 0o444, upTo: true}
 		entries, err := g.archiveEntries(filepath.Join(dir, filepath.FromSlash(kept)), a)
 		if err != nil {
-			return nil, &Finding{Kind: KindTamper, Path: filepath.Join(dir, filepath.FromSlash(kept)),
+			return nil, &Finding{Kind: protocol.EventTamper, Path: filepath.Join(dir, filepath.FromSlash(kept)),
 				Expected: a.SHA256, Found: foundOf(err), Message: fmt.Sprintf("artifact %s: %v", a.Path, err)}
 		}
 		for p, w := range entries {

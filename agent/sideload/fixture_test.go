@@ -277,13 +277,13 @@ func (f *fixture) caught(app, kind string) protocol.Event {
 			if e.Kind == kind {
 				ev, got = e, true
 			}
-			if e.Kind == KindQuarantined {
+			if e.Kind == protocol.EventQuarantined {
 				q = true
 			}
 		}
 		return got && q
 	})
-	if ev.Severity != SeveritySecurity || ev.ID == "" || ev.At.IsZero() {
+	if ev.Severity != protocol.SeveritySecurity || ev.ID == "" || ev.At.IsZero() {
 		f.t.Errorf("event %+v: want severity security, an id and a time", ev)
 	}
 	for _, k := range []string{"path", "expected", "found", "action"} {
@@ -313,7 +313,7 @@ func (f *fixture) alive() {
 	if err := os.WriteFile(filepath.Join(f.apps, name), []byte("x"), 0o644); err != nil {
 		f.t.Fatal(err)
 	}
-	f.caught(name, KindSideloadBlocked)
+	f.caught(name, protocol.EventSideloadBlocked)
 }
 
 // binary is a small app with a plain binary and an unpacked archive.

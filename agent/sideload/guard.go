@@ -427,7 +427,7 @@ func (g *Guard) fullScan(ctx context.Context, why string) {
 	g.watch(g.opts.AppsDir)
 	entries, err := readDir(g.opts.AppsDir)
 	if err != nil {
-		g.report(ctx, protocol.Event{Kind: KindIntegrity, Message: fmt.Sprintf("the apps directory cannot be read: %v", err),
+		g.report(ctx, protocol.Event{Kind: protocol.EventIntegrity, Message: fmt.Sprintf("the apps directory cannot be read: %v", err),
 			Details: map[string]string{"path": g.opts.AppsDir, "action": "none; will retry at the next scan"}})
 		return
 	}

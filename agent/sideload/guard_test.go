@@ -48,7 +48,7 @@ func TestSideloadDroppedWhileStopped(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "bin"), 0o755)
 	os.WriteFile(filepath.Join(dir, "bin", "miner"), []byte("evil"), 0o755)
 	f.start()
-	ev := f.caught("miner", KindSideloadBlocked)
+	ev := f.caught("miner", protocol.EventSideloadBlocked)
 	if !strings.Contains(ev.Message, "sideloading is banned") {
 		t.Errorf("message %q", ev.Message)
 	}
@@ -70,7 +70,7 @@ func TestSymlinkOutOfAppsDir(t *testing.T) {
 	if err := os.Symlink("/usr/bin", filepath.Join(f.apps, "escape")); err != nil {
 		t.Fatal(err)
 	}
-	ev := f.caught("escape", KindSideloadBlocked)
+	ev := f.caught("escape", protocol.EventSideloadBlocked)
 	if !strings.Contains(ev.Details["found"], "outside the apps directory") {
 		t.Errorf("found = %q", ev.Details["found"])
 	}
@@ -81,7 +81,7 @@ func TestSymlinkOutOfAppsDir(t *testing.T) {
 	cur := filepath.Join(f.apps, "alpha", "current")
 	os.Remove(cur)
 	os.Symlink("/usr", cur)
-	ev = f.caught("alpha", KindTamper)
+	ev = f.caught("alpha", protocol.EventTamper)
 	if ev.Details["found"] != "/usr" {
 		t.Errorf("found = %q", ev.Details["found"])
 	}
@@ -99,13 +99,13 @@ func TestFileRenamedIn(t *testing.T) {
 	if err := os.Rename(src, filepath.Join(f.apps, "payload")); err != nil {
 		t.Fatal(err)
 	}
-	f.caught("payload", KindSideloadBlocked)
+	f.caught("payload", protocol.EventSideloadBlocked)
 
 	os.WriteFile(src, []byte("implant"), 0o755)
 	if err := os.Rename(src, filepath.Join(f.apps, "alpha", "versions", "1.0.0", "www", "implant")); err != nil {
 		t.Fatal(err)
 	}
-	ev := f.caught("alpha", KindTamper)
+	ev := f.caught("alpha", protocol.EventTamper)
 	if ev.Details["expected"] != "nothing" || ev.Details["found"] != fmt.Sprintf("%x", sha256Sum("implant")) {
 		t.Errorf("details %v", ev.Details)
 	}
@@ -151,7 +151,7 @@ func TestThousandsOfFiles(t *testing.T) {
 			t.Fatalf("drop-%04d not quarantined", i)
 		}
 	}
-	f.caught("alpha", KindTamper)
+	f.caught("alpha", protocol.EventTamper)
 	extra, _ := filepath.Glob(filepath.Join(f.quarantined("alpha"), "versions", "1.0.0", "www", "extra-*"))
 	if len(extra) != written {
 		t.Errorf("quarantine holds %d added files, %d were written", len(extra), written)
@@ -169,7 +169,7 @@ func TestSameSizeSameMtimeReplacement(t *testing.T) {
 	f.start()
 	bin := filepath.Join(f.apps, "alpha", "versions", "1.0.0", "bin", "alpha")
 	replaceKeepingTimes(t, bin)
-	ev := f.caught("alpha", KindTamper)
+	ev := f.caught("alpha", protocol.EventTamper)
 	if ev.Details["expected"] == ev.Details["found"] || !strings.Contains(ev.Message, "same size") {
 		t.Errorf("event %s %v", ev.Message, ev.Details)
 	}
@@ -189,7 +189,7 @@ func TestScanCatchesSameSizeSameMtimeWithWarmCache(t *testing.T) {
 	bin := filepath.Join(f.apps, "alpha", "versions", "1.0.0", "bin", "alpha")
 	replaceKeepingTimes(t, bin)
 	r := g.checkEntry("alpha", pol)
-	if len(r.findings) != 1 || r.findings[0].Kind != KindTamper || r.findings[0].Path != bin {
+	if len(r.findings) != 1 || r.findings[0].Kind != protocol.EventTamper || r.findings[0].Path != bin {
 		t.Fatalf("findings %v", r.findings)
 	}
 }
@@ -244,9 +244,9 @@ func TestManagedAppChanges(t *testing.T) {
 			if err := change(filepath.Join(f.apps, "alpha", "versions", "1.0.0")); err != nil {
 				t.Fatal(err)
 			}
-			kind := KindTamper
+			kind := protocol.EventTamper
 			if name == "manifest swapped" {
-				kind = KindIntegrity
+				kind = protocol.EventIntegrity
 			}
 			f.caught("alpha", kind)
 			f.alive()
@@ -274,7 +274,7 @@ func TestPublisherNoLongerTrusted(t *testing.T) {
 	p.Publishers = map[string][]string{"acme": {newPublisher(t, "acme").pem}}
 	f.policy.Store(&p)
 	g.Recheck()
-	ev := f.caught("alpha", KindIntegrity)
+	ev := f.caught("alpha", protocol.EventIntegrity)
 	if !strings.Contains(ev.Message, "cannot be verified") {
 		t.Errorf("message %q", ev.Message)
 	}
@@ -291,10 +291,10 @@ func TestAppDirMadeUnreadable(t *testing.T) {
 	if err := os.Chmod(filepath.Join(f.apps, "alpha", "versions", "1.0.0", "www"), 0); err != nil {
 		t.Fatal(err)
 	}
-	kind := KindIntegrity
+	kind := protocol.EventIntegrity
 	if os.Geteuid() == 0 {
 		t.Log("running as root: chmod 000 does not stop root from reading; expecting the mode check to catch it")
-		kind = KindTamper
+		kind = protocol.EventTamper
 	}
 	ev := f.caught("alpha", kind)
 	t.Logf("caught: %s: %s", ev.Kind, ev.Message)
@@ -313,7 +313,7 @@ func TestUnreadableDirectoryReadFails(t *testing.T) {
 	}
 	t.Cleanup(func() { readDir = os.ReadDir })
 	f.start()
-	ev := f.caught("alpha", KindIntegrity)
+	ev := f.caught("alpha", protocol.EventIntegrity)
 	if ev.Details["found"] != "unreadable" || ev.Details["path"] != www {
 		t.Errorf("details %v", ev.Details)
 	}
@@ -340,14 +340,14 @@ func TestBanLiftedThenBack(t *testing.T) {
 	}
 	// Integrity of managed apps is still enforced.
 	replaceKeepingTimes(t, filepath.Join(f.apps, "alpha", "versions", "1.0.0", "bin", "alpha"))
-	f.caught("alpha", KindTamper)
+	f.caught("alpha", protocol.EventTamper)
 	if len(f.eventsFor("local-tool")) != 0 || f.wasStopped("local-tool") {
 		t.Fatal("a sideloaded app was acted on while sideloading is allowed")
 	}
 
 	f.setPolicy(false)
 	g.Recheck()
-	ev := f.caught("local-tool", KindSideloadBlocked)
+	ev := f.caught("local-tool", protocol.EventSideloadBlocked)
 	if !strings.Contains(ev.Message, "ban is back on") {
 		t.Errorf("message %q", ev.Message)
 	}
@@ -421,7 +421,7 @@ func TestQuarantineFailureKeepsRunning(t *testing.T) {
 	os.Remove(f.quarantine)
 	os.MkdirAll(f.quarantine, 0o700)
 	g.Recheck()
-	f.caught("stray", KindSideloadBlocked)
+	f.caught("stray", protocol.EventSideloadBlocked)
 	if !errors.Is(nil, nil) {
 		t.Fatal()
 	}
@@ -469,5 +469,5 @@ func TestRemovedKeyVouchedByDocument(t *testing.T) {
 	p2.Vouched = map[string]bool{}
 	f.policy.Store(&p2)
 	g.Recheck()
-	f.caught("alpha", KindIntegrity)
+	f.caught("alpha", protocol.EventIntegrity)
 }

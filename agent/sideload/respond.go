@@ -49,7 +49,7 @@ func (g *Guard) respond(ctx context.Context, r result, wasSideloaded bool) {
 		fs := byKind[k]
 		f := fs[0]
 		msg := f.Message
-		if wasSideloaded && k == KindSideloadBlocked {
+		if wasSideloaded && k == protocol.EventSideloadBlocked {
 			msg = fmt.Sprintf("sideloaded app %s is no longer allowed: the sideload ban is back on", r.name)
 		}
 		if len(fs) > 1 {
@@ -76,7 +76,7 @@ func (g *Guard) respond(ctx context.Context, r result, wasSideloaded bool) {
 		g.report(ctx, protocol.Event{Kind: k, Message: msg, Details: d})
 	}
 	if qerr == nil {
-		g.report(ctx, protocol.Event{Kind: KindQuarantined,
+		g.report(ctx, protocol.Event{Kind: protocol.EventQuarantined,
 			Message: fmt.Sprintf("%s moved to quarantine at %s (kept for forensics)", r.name, dst),
 			Details: map[string]string{"app": r.name, "path": src, "quarantine_path": dst, "reason": kinds[0], "action": action}})
 		g.mu.Lock()
@@ -128,7 +128,7 @@ func safeName(n string) string {
 func (g *Guard) report(ctx context.Context, ev protocol.Event) {
 	ev.ID = g.opts.NewEventID()
 	ev.At = g.opts.Now().UTC()
-	ev.Severity = SeveritySecurity
+	ev.Severity = protocol.SeveritySecurity
 	g.log.Warn("sideload guard: "+ev.Message, "kind", ev.Kind)
 	if g.opts.Report == nil {
 		return

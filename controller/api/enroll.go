@@ -140,7 +140,7 @@ func enrollTokenView(t store.EnrollToken) apiv1.EnrollToken {
 // stored by signing), then let the store check the token again and create
 // the device in one transaction. Only then is the certificate returned.
 func (a *API) enroll(w http.ResponseWriter, r *http.Request) error {
-	var req apiv1.EnrollRequest
+	var req protocol.EnrollRequest
 	if err := a.decode(w, r, &req); err != nil {
 		return err
 	}
@@ -177,7 +177,7 @@ func (a *API) enroll(w http.ResponseWriter, r *http.Request) error {
 	a.changed()
 	a.auditAs(r, "device:"+deviceID, store.AuditChange, "device.enroll", deviceID,
 		fmt.Sprintf("token=%s state=%s serial=%s labels=%s", tok.ID, dev.State, serial, formatLabels(dev.Labels)))
-	return writeJSON(w, http.StatusOK, apiv1.EnrollResponse{
+	return writeJSON(w, http.StatusOK, protocol.EnrollResponse{
 		DeviceID:        dev.ID,
 		CertificatePEM:  string(certPEM),
 		CAPEM:           string(a.opts.PKI.CAPEM()),

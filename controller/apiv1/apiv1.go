@@ -43,10 +43,9 @@ import (
 	"github.com/edgewarden/edgewarden/protocol"
 )
 
-// Error is the body of every error response.
-type Error struct {
-	Error string `json:"error"`
-}
+// Error is the body of every error response (protocol.APIError, which the
+// agent reads too).
+type Error = protocol.APIError
 
 // LoginRequest authenticates a user with a password.
 type LoginRequest struct {
@@ -66,31 +65,12 @@ type Banner struct {
 	Banner string `json:"banner"`
 }
 
-// EnrollRequest is sent by an agent to enroll. The CSR's common name is the
-// device id the agent asks for; it must be free (or already this device's,
-// for a re-enrollment of a deleted device).
-type EnrollRequest struct {
-	Token  string            `json:"token"`
-	CSRPEM string            `json:"csr_pem"`
-	Labels map[string]string `json:"labels,omitempty"`
-}
-
-// EnrollResponse gives the device its client certificate and what it must
-// trust: the controller CA (for TLS) and the controller's document-signing
-// keys (for desired-state envelopes).
-type EnrollResponse struct {
-	DeviceID       string               `json:"device_id"`
-	CertificatePEM string               `json:"certificate_pem"`
-	CAPEM          string               `json:"ca_pem"`
-	ControllerKeys []protocol.PublicKey `json:"controller_keys"`
-	// MQTTURL is the broker the agent connects to, e.g. "tls://127.0.0.1:8883".
-	MQTTURL string `json:"mqtt_url"`
-	// HTTPURL is the controller's REST base URL (artifact downloads).
-	HTTPURL string `json:"http_url"`
-	// PendingApproval is true when the token requires an admin's approval;
-	// the device gets no desired state until `devices approve`.
-	PendingApproval bool `json:"pending_approval"`
-}
+// EnrollRequest and EnrollResponse are the device's enrollment contract,
+// defined in protocol (the agent imports nothing under controller/).
+type (
+	EnrollRequest  = protocol.EnrollRequest
+	EnrollResponse = protocol.EnrollResponse
+)
 
 // CreateEnrollTokenRequest makes an enrollment token.
 type CreateEnrollTokenRequest struct {

@@ -1,6 +1,10 @@
 package apiv1
 
-import "time"
+import (
+	"time"
+
+	"github.com/edgewarden/edgewarden/protocol"
+)
 
 // SideloadOverride is a device group's override of the global sideload
 // policy, set with `edgewarden settings sideload allow|deny --group G`
@@ -12,11 +16,11 @@ type SideloadOverride struct {
 	SetAt  time.Time `json:"set_at"`
 }
 
-// Event severities.
+// Event severities (protocol's).
 const (
-	SeverityInfo     = "info"
-	SeverityWarning  = "warning"
-	SeveritySecurity = "security"
+	SeverityInfo     = protocol.SeverityInfo
+	SeverityWarning  = protocol.SeverityWarning
+	SeveritySecurity = protocol.SeveritySecurity
 )
 
 // Event is an event a device reported (protocol.Event), as the controller
