@@ -291,7 +291,7 @@ func (a *API) pushApp(w http.ResponseWriter, r *http.Request) error {
 	if ok, err := apps.HasAppVersion(ctx, m.Name, m.Version); err != nil {
 		return err
 	} else if ok {
-		return errorf(http.StatusConflict, "push refused: %s %s is already pushed; versions are immutable, push it under a new version number", m.Name, m.Version)
+		return errorf(http.StatusConflict, "push refused: %s %s is already pushed, or a version equal to it by semver precedence (build metadata after '+' does not make a new version); versions are immutable, push it under a new version number", m.Name, m.Version)
 	}
 	var keys []string
 	var keyIDs []string

@@ -44,18 +44,13 @@ const (
 	// is hashed (bcrypt silently ignores bytes beyond 72; argon2 would hash
 	// anything, so the bound only protects against abuse).
 	MaxPasswordBytes = 1024
-	// MinPasswordBytes is the shortest password HashPassword accepts.
-	MinPasswordBytes = 8
 )
 
-// HashPassword hashes password with argon2id and a random salt and returns
-// the PHC string ("$argon2id$v=19$m=...,t=...,p=...$salt$hash").
+// HashPassword checks password against the policy (CheckPolicy), then
+// hashes it with argon2id and a random salt and returns the PHC string ("$argon2id$v=19$m=...,t=...,p=...$salt$hash").
 func HashPassword(password string) (string, error) {
-	if len(password) < MinPasswordBytes {
-		return "", fmt.Errorf("password is too short: use at least %d characters", MinPasswordBytes)
-	}
-	if len(password) > MaxPasswordBytes {
-		return "", fmt.Errorf("password is too long: use at most %d bytes", MaxPasswordBytes)
+	if err := CheckPolicy(password); err != nil {
+		return "", err
 	}
 	salt := make([]byte, argonSaltLen)
 	if _, err := rand.Read(salt); err != nil {

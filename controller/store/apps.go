@@ -347,7 +347,14 @@ func (db *DB) PutAppVersion(ctx context.Context, v AppVersion) error {
 		if _, err := getPublisher(ctx, tx, v.Publisher); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO app_versions (name, version, publisher, manifest, signature, key_id, pushed_by, pushed_at)
+		same, err := samePrecedence(ctx, tx, v.Name, v.Version)
+		if err != nil {
+			return err
+		}
+		if same != "" && same != v.Version {
+			return fmt.Errorf("%w: %s %s has the same precedence as %s, which is already pushed (build metadata after '+' does not make a new version); push it under a new version number", ErrConflict, v.Name, v.Version, same)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO app_versions (name, version, publisher, manifest, signature, key_id, pushed_by, pushed_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, v.Name, v.Version, v.Publisher, v.Manifest, v.Signature, v.KeyID, v.PushedBy, unixNano(v.PushedAt))
 		if isConstraint(err) {
 			return fmt.Errorf("%w: %s %s is already pushed; versions are immutable, push it under a new version number", ErrConflict, v.Name, v.Version)
@@ -365,17 +372,39 @@ func (db *DB) PutAppVersion(ctx context.Context, v AppVersion) error {
 	})
 }
 
-// HasAppVersion reports whether a version is stored.
+// HasAppVersion reports whether a version equal to version by semver
+// precedence is stored: 1.0.0+build.2 is the same version as 1.0.0, since
+// build metadata does not order versions and devices could not tell them
+// apart when choosing which to run.
 func (db *DB) HasAppVersion(ctx context.Context, name, version string) (bool, error) {
-	var one int
-	err := db.read.QueryRowContext(ctx, `SELECT 1 FROM app_versions WHERE name = ? AND version = ?`, name, version).Scan(&one)
-	if isNoRows(err) {
-		return false, nil
-	}
+	same, err := samePrecedence(ctx, db.read, name, version)
+	return same != "", err
+}
+
+// samePrecedence returns the stored version of app name that equals version
+// by semver precedence, or "" when there is none. A version that does not
+// parse matches only itself.
+func samePrecedence(ctx context.Context, q queryer, name, version string) (string, error) {
+	want, werr := manifest.ParseVersion(version)
+	stored, err := queryAll(ctx, q, func(row interface{ Scan(...any) error }) (string, error) {
+		var v string
+		return v, row.Scan(&v)
+	}, `SELECT version FROM app_versions WHERE name = ?`, name)
 	if err != nil {
-		return false, fmt.Errorf("read %s %s: %w", name, version, err)
+		return "", fmt.Errorf("read versions of %s: %w", name, err)
 	}
-	return true, nil
+	for _, s := range stored {
+		if s == version {
+			return s, nil
+		}
+		if werr != nil {
+			continue
+		}
+		if got, err := manifest.ParseVersion(s); err == nil && got.Compare(want) == 0 {
+			return s, nil
+		}
+	}
+	return "", nil
 }
 
 // GetAppVersion returns one app version with its artifacts.

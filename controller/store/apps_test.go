@@ -214,3 +214,37 @@ func TestAppVersionsAndAssignments(t *testing.T) {
 		t.Errorf("assignments after group delete: %+v", as)
 	}
 }
+
+// A version equal by semver precedence is the same version: pushing
+// 1.0.0+rebuild after 1.0.0 must be refused, or two different signed
+// manifests would claim one version and devices could not tell which runs.
+func TestAppVersionSamePrecedenceRefused(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	if _, err := db.AddPublisherKey(ctx, "acme", testPubKey(t), "sec", t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutAppVersion(ctx, testVersion("web", "1.0.0", "acme", digestA)); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"1.0.0+rebuild", "1.0.0+a.b.c"} {
+		if ok, err := db.HasAppVersion(ctx, "web", v); err != nil || !ok {
+			t.Errorf("HasAppVersion(%s) = %v, %v; want true (same precedence as 1.0.0)", v, ok, err)
+		}
+		err := db.PutAppVersion(ctx, testVersion("web", v, "acme", digestB))
+		if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "same precedence as 1.0.0") {
+			t.Errorf("push %s after 1.0.0: %v; want a conflict naming 1.0.0", v, err)
+		}
+	}
+	vs, err := db.ListAppVersions(ctx)
+	if err != nil || len(vs) != 1 {
+		t.Fatalf("after refused pushes: %d versions (%v); want only 1.0.0", len(vs), err)
+	}
+	// A pre-release has a different precedence: it is a new version.
+	if err := db.PutAppVersion(ctx, testVersion("web", "1.0.1-rc.1", "acme", digestB)); err != nil {
+		t.Errorf("pre-release of a new version refused: %v", err)
+	}
+	if ok, _ := db.HasAppVersion(ctx, "other", "1.0.0"); ok {
+		t.Error("HasAppVersion matched another app's version")
+	}
+}
