@@ -46,7 +46,9 @@ func CheckPolicy(password string) error {
 		return fmt.Errorf("password is one character repeated; choose a phrase of a few words")
 	}
 	lower := strings.ToLower(password)
-	stem := strings.TrimRightFunc(lower, func(r rune) bool { return unicode.IsDigit(r) || unicode.IsPunct(r) || unicode.IsSymbol(r) || unicode.IsSpace(r) })
+	stem := strings.TrimRightFunc(lower, func(r rune) bool {
+		return unicode.IsDigit(r) || unicode.IsPunct(r) || unicode.IsSymbol(r) || unicode.IsSpace(r)
+	})
 	if commonPasswords[lower] || commonPasswords[stem] {
 		return fmt.Errorf("password is on the list of common passwords that attackers try first; choose another (a phrase of a few unrelated words works well)")
 	}
