@@ -235,7 +235,7 @@ func (a *app) localCmd() *cobra.Command {
 				return a.printJSON(l)
 			}
 			for _, line := range l.Lines {
-				fmt.Fprintln(a.stdout, line)
+				fmt.Fprintln(a.stdout, termSafe(line))
 			}
 			return nil
 		},

@@ -22,7 +22,9 @@ func (a *app) emit(v any, table func(w *tabwriter.Writer)) error {
 	if a.output == "json" {
 		return a.printJSON(v)
 	}
-	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	// Every table goes through safeWriter: stored values cannot reach the
+	// terminal as control sequences, whichever way a table prints them.
+	w := tabwriter.NewWriter(safeWriter{a.stdout}, 0, 4, 2, ' ', 0)
 	table(w)
 	return w.Flush()
 }
@@ -30,7 +32,7 @@ func (a *app) emit(v any, table func(w *tabwriter.Writer)) error {
 func row(w *tabwriter.Writer, cols ...any) {
 	s := make([]string, len(cols))
 	for i, c := range cols {
-		s[i] = fmt.Sprint(c)
+		s[i] = termSafe(fmt.Sprint(c)) // a tab or newline in a value would break the table
 	}
 	fmt.Fprintln(w, strings.Join(s, "\t"))
 }

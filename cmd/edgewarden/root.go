@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string, e env) int {
 	if code == exitUsage && cmd != nil {
 		msg += fmt.Sprintf(" (see '%s --help')", cmd.CommandPath())
 	}
-	fmt.Fprintln(e.stderr, "edgewarden: "+msg)
+	fmt.Fprintln(e.stderr, "edgewarden: "+termSafe(msg))
 	return code
 }
 
