@@ -31,6 +31,10 @@ type Evaluator struct {
 	// byScope indexes grants whose role has device actions, for DevicePolicy.
 	byScope map[Scope][]*compiledGrant
 	members map[string][]string // team → active members, sorted
+	// fromPolicy: compiled from a device's minimal Policy, which lists only
+	// the users its grants reach; an unlisted user there has no grant, not
+	// necessarily no account.
+	fromPolicy bool
 }
 
 type userEntry struct {
@@ -104,6 +108,8 @@ func compile(in Input, strict bool) (*Evaluator, error) {
 		roles:    make(map[string]*compiledRole, len(in.Roles)),
 		byScope:  make(map[Scope][]*compiledGrant),
 		members:  make(map[string][]string),
+
+		fromPolicy: !strict,
 	}
 	for _, r := range in.Roles {
 		if !namePattern.MatchString(r.Name) {
@@ -320,6 +326,8 @@ func (e *Evaluator) Decide(user string, action Action, res Resource) Decision {
 	}
 	u := e.users[user]
 	switch {
+	case u == nil && e.fromPolicy:
+		return denied(fmt.Sprintf("no grant gives %s on %s (user %s: no grant on this device, its groups or global reaches this user)", action, res, user))
 	case u == nil:
 		return denied(fmt.Sprintf("user %q is not an active user here, so nothing is allowed", user))
 	case u.disabled:
