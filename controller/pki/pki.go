@@ -546,7 +546,21 @@ func (a *Authority) HTTPSConfig() *tls.Config {
 	return &tls.Config{
 		Certificates: []tls.Certificate{a.server},
 		MinVersion:   tls.VersionTLS12,
+		CipherSuites: aeadSuites,
 	}
+}
+
+// aeadSuites are the TLS 1.2 suites a server of ours accepts: forward
+// secret (ECDHE) and authenticated encryption only, no CBC. TLS 1.3, whose
+// suites are all AEAD and not configurable, is preferred whenever the
+// client offers it.
+var aeadSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
 // MQTTServerConfig returns a TLS configuration for the embedded MQTT broker:
@@ -556,6 +570,7 @@ func (a *Authority) MQTTServerConfig() *tls.Config {
 	return &tls.Config{
 		Certificates: []tls.Certificate{a.server},
 		MinVersion:   tls.VersionTLS12,
+		CipherSuites: aeadSuites,
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    a.CACertPool(),
 	}

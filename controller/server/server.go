@@ -62,6 +62,10 @@ type Options struct {
 	DataDir string
 	// HTTPAddr is where the REST API listens (HTTPS). Empty: DefaultHTTPAddr.
 	HTTPAddr string
+	// MaxConnsPerSource bounds open REST API connections from one source
+	// address; more are closed at once. Zero: DefaultMaxConnsPerSource;
+	// negative: no limit.
+	MaxConnsPerSource int
 	// MQTTAddr is where the embedded broker listens (MQTT over mutual TLS).
 	// Empty: DefaultMQTTAddr.
 	MQTTAddr string
@@ -171,6 +175,9 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.HTTPAddr == "" {
 		opts.HTTPAddr = DefaultHTTPAddr
 	}
+	if opts.MaxConnsPerSource == 0 {
+		opts.MaxConnsPerSource = DefaultMaxConnsPerSource
+	}
 	if opts.MQTTAddr == "" {
 		opts.MQTTAddr = DefaultMQTTAddr
 	}
@@ -221,6 +228,9 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("listen for the REST API on %s: %w (is another controller running? use --http to pick another address)", opts.HTTPAddr, err)
 	}
 	defer httpLn.Close()
+	httpLn = limitPerSource(httpLn, opts.MaxConnsPerSource, func(addr string) {
+		s.log.Warn("REST API connection refused: too many open connections from one source address", "source", addr, "limit", opts.MaxConnsPerSource)
+	})
 
 	// Ingest runs from before the transport starts until after it closed,
 	// so every message a device sent is either stored or refused.
@@ -275,10 +285,16 @@ func Run(ctx context.Context, opts Options) error {
 	mux.HandleFunc("GET /healthz", healthz)
 	mux.Handle("/", a.Handler())
 	srv := &http.Server{
-		Handler:           s.metrics.instrument(mux),
+		Handler:           s.metrics.instrument(longTransfer(mux)),
 		TLSConfig:         s.httpsConfig(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// Whole-request bounds, so a slow or stalled client cannot hold a
+		// connection forever. Uploads and artifact downloads, which may
+		// take longer, extend their own deadlines as data flows.
+		ReadTimeout:  httpReadTimeout,
+		WriteTimeout: httpWriteTimeout,
+		IdleTimeout:  httpIdleTimeout,
+		ErrorLog:     slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 
 	// Republish every stored document: the embedded broker keeps retained
