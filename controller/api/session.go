@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -185,14 +186,16 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	if len(name) > 64 {
 		name = name[:64]
 	}
-	if until, locked := a.logins.locked(name, a.now()); locked {
-		a.auditAs(r, name, store.AuditSecurity, "user.login-failed", name, "locked out after repeated failures")
-		return errorf(http.StatusTooManyRequests, "too many failed logins for %q; try again after %s", name, until.UTC().Format(time.RFC3339))
+	source := sourceAddr(r)
+	if until := a.logins.wait(source, name, a.now()); !until.IsZero() {
+		a.auditAs(r, name, store.AuditSecurity, "user.login-failed", name, "throttled after repeated failures from "+source)
+		w.Header().Set("Retry-After", strconv.Itoa(int(until.Sub(a.now()).Seconds())+1))
+		return errorf(http.StatusTooManyRequests, "too many failed logins from this address or for %q; try again after %s", name, until.UTC().Format(time.RFC3339))
 	}
 	u, err := a.opts.Store.GetUser(r.Context(), req.User)
 	if errors.Is(err, store.ErrNotFound) {
 		auth.CheckDummy(req.Password)
-		a.logins.failed(name, a.now())
+		a.logins.failed(source, name, a.now())
 		a.auditAs(r, name, store.AuditSecurity, "user.login-failed", name, "unknown user")
 		return errorf(http.StatusUnauthorized, refused)
 	}
@@ -203,7 +206,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 		if !errors.Is(err, auth.ErrWrongPassword) {
 			return err
 		}
-		a.logins.failed(name, a.now())
+		a.logins.failed(source, name, a.now())
 		a.auditAs(r, u.Name, store.AuditSecurity, "user.login-failed", u.Name, "wrong password")
 		return errorf(http.StatusUnauthorized, refused)
 	}
@@ -222,7 +225,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	a.logins.succeeded(name)
+	a.logins.succeeded(source, name)
 	a.auditAs(r, u.Name, store.AuditAccess, "user.login", u.Name, "")
 	return writeJSON(w, http.StatusOK, apiv1.LoginResponse{Token: token, ExpiresAt: exp, Banner: banner})
 }
