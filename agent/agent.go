@@ -31,6 +31,7 @@ import (
 	"github.com/edgewarden/edgewarden/agent/localapi"
 	"github.com/edgewarden/edgewarden/agent/sideload"
 	"github.com/edgewarden/edgewarden/agent/state"
+	"github.com/edgewarden/edgewarden/agent/statelock"
 	"github.com/edgewarden/edgewarden/protocol"
 )
 
@@ -104,6 +105,11 @@ type Options struct {
 	// SideloadScanInterval is the sideload guard's full-scan interval.
 	// Zero means 5 minutes.
 	SideloadScanInterval time.Duration
+	// Runtime, if set and Apps is nil, makes New build the app runtime:
+	// the reconciler (agent/apps) with the process and systemd drivers,
+	// its staging, data and log directories next to AppsDir and in
+	// StateDir. Close stops the apps the agent runs itself.
+	Runtime *RuntimeOptions
 }
 
 // Agent is the running service of one device.
@@ -128,14 +134,32 @@ type Agent struct {
 	running bool
 	closeMu sync.Mutex
 	closed  bool
+
+	lock *statelock.Lock // held from New to Close
+	rt   *appRuntime     // nil unless Options.Runtime
 }
 
-// New loads the identity and local state of opts.StateDir and prepares
-// the link. It does not connect; Run does.
-func New(ctx context.Context, opts Options) (*Agent, error) {
+// New locks opts.StateDir (one agent per state directory: a second New
+// fails with statelock.ErrLocked before it touches anything), loads the
+// identity and local state, and prepares the link and, with
+// Options.Runtime, the app runtime. It does not connect; Run does.
+func New(ctx context.Context, opts Options) (a *Agent, err error) {
 	if opts.StateDir == "" {
 		return nil, errors.New("no state directory given")
 	}
+	lock, err := statelock.Acquire(opts.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	var cleanup []func()
+	defer func() {
+		if err != nil {
+			for i := len(cleanup) - 1; i >= 0; i-- {
+				cleanup[i]()
+			}
+			lock.Release()
+		}
+	}()
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -162,11 +186,16 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 	if err := os.MkdirAll(identity.Path(opts.StateDir, identity.MQTTStoreDir), 0o700); err != nil {
 		return nil, fmt.Errorf("create message store: %w", err)
 	}
+	if opts.AppsDir == "" {
+		opts.AppsDir = AppsDir(opts.StateDir)
+	}
 	store, err := state.Open(ctx, identity.Path(opts.StateDir, identity.DBFile))
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{
+	cleanup = append(cleanup, func() { store.Close() })
+	a = &Agent{
+		lock:      lock,
 		opts:      opts,
 		log:       opts.Logger.With("device_id", id.DeviceID),
 		id:        id,
@@ -177,6 +206,15 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 		intervals: make(chan intervals, 1),
 		reconcile: make(chan *apply.Policy, 1),
 	}
+	if opts.Runtime != nil && opts.Apps == nil {
+		a.rt, err = newAppRuntime(opts.StateDir, opts.AppsDir, id, tlsConf, *opts.Runtime, a.log, a.NotifyStatus)
+		if err != nil {
+			return nil, err
+		}
+		cleanup = append(cleanup, a.rt.close)
+		a.opts.Apps = a.rt.rec
+		opts.Apps = a.rt.rec
+	}
 	a.applier, err = apply.New(ctx, apply.Options{
 		DeviceID: id.DeviceID,
 		Keys:     id.ControllerKeys,
@@ -185,7 +223,6 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 		Logger:   a.log,
 	})
 	if err != nil {
-		store.Close()
 		return nil, err
 	}
 	if opts.Socket != "" {
@@ -206,7 +243,6 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 			Logger:       a.log,
 		})
 		if err != nil {
-			store.Close()
 			return nil, err
 		}
 	}
@@ -230,11 +266,9 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 		Logger:     a.log,
 	})
 	if err != nil {
-		store.Close()
 		return nil, err
 	}
 	if a.guard, err = a.newGuard(); err != nil {
-		store.Close()
 		return nil, err
 	}
 	a.metrics = newMetrics(a)
@@ -253,8 +287,9 @@ func (a *Agent) Policy() *apply.Policy { return a.applier.Current() }
 // never blocks.
 func (a *Agent) NotifyStatus() { notify(a.changed) }
 
-// Close releases the local database. Call it after Run has returned. It is
-// safe to call more than once.
+// Close stops the apps the agent runs itself (with Options.Runtime),
+// releases the local database and then the state directory lock. Call it
+// after Run has returned. It is safe to call more than once.
 func (a *Agent) Close() error {
 	a.closeMu.Lock()
 	defer a.closeMu.Unlock()
@@ -262,7 +297,12 @@ func (a *Agent) Close() error {
 		return nil
 	}
 	a.closed = true
-	return a.store.Close()
+	if a.rt != nil {
+		a.rt.close()
+	}
+	err := a.store.Close()
+	a.lock.Release()
+	return err
 }
 
 func notify(ch chan struct{}) {
@@ -359,6 +399,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.reconcile <- p
 	} else {
 		a.log.Info("no desired state applied yet; local access is denied until one arrives")
+	}
+	if a.rt != nil {
+		wg.Go(func() { a.rt.rec.Run(ctx) }) // retries failed installs
 	}
 	wg.Add(3)
 	go func() {

@@ -25,9 +25,6 @@ type appStopper interface {
 // a "quarantine" directory next to the apps directory (same file system).
 func (a *Agent) newGuard() (*sideload.Guard, error) {
 	appsDir := a.opts.AppsDir
-	if appsDir == "" {
-		appsDir = AppsDir(a.opts.StateDir)
-	}
 	stop := a.opts.StopApp
 	if s, ok := a.opts.Apps.(appStopper); ok && stop == nil {
 		stop = s.StopApp

@@ -93,6 +93,28 @@ func TestAppLifecycleOnDevice(t *testing.T) {
 	p.mustCLI("apps", "assign", "web", "1.0.0", "--group", "line-1")
 	runs("1.0.0")
 
+	// A second agent on the same state directory refuses before it touches
+	// anything: the first one's app keeps running in the same process group
+	// (before the lock, the second agent's start-up killed it).
+	pidFile := filepath.Join(p.stateDir("press-01"), "applogs", "web.pid")
+	pidBefore, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatalf("the process driver's pid file: %v", err)
+	}
+	out, code := run(t, nil, nil, bin.agent, "run", "--state", p.stateDir("press-01"), "--config", p.agentConfig("press-01"))
+	if code == 0 || !strings.Contains(out, "another edgewarden-agent") || !strings.Contains(out, "stop it first") {
+		t.Fatalf("second agent on one state directory: exit %d, %q; want a refusal that names the running agent", code, out)
+	}
+	if pidAfter, err := os.ReadFile(pidFile); err != nil || string(pidAfter) != string(pidBefore) {
+		t.Fatalf("pid file %q → %q (%v): the second agent touched the running app", pidBefore, pidAfter, err)
+	}
+	if got := serving(); got != "1.0.0" {
+		t.Fatalf("after a refused second agent the app serves %q, want 1.0.0", got)
+	}
+	if p.agents["press-01"].exited() {
+		t.Fatal("the first agent exited")
+	}
+
 	p.mustCLI("apps", "assign", "web", "2.0.0", "--group", "line-1")
 	runs("2.0.0")
 

@@ -12,19 +12,23 @@ package enroll
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -47,9 +51,15 @@ type Options struct {
 	// StateDir receives the key, certificates and identity. It is created
 	// (0700) if missing and must not hold an enrollment already.
 	StateDir string
-	// DeviceID is the id to ask for. Empty: derived from the host name
-	// (see DefaultDeviceID).
+	// DeviceID is the id to ask for. Empty: the host name plus a suffix
+	// unique to this machine (see DeviceIDFor), and the host name is sent
+	// as the "hostname" label (unless Labels sets it) so that it stays the
+	// name people see.
 	DeviceID string
+	// MachineIDFile is read for the default id's suffix. Empty:
+	// /etc/machine-id. A missing or empty file: the suffix comes from the
+	// device key.
+	MachineIDFile string
 	// Labels are sent with the request.
 	Labels map[string]string
 	// Timeout bounds the HTTPS exchange. Zero means 30 seconds.
@@ -83,10 +93,26 @@ func Enroll(ctx context.Context, opts Options) (*Result, error) {
 	if opts.StateDir == "" {
 		return nil, errors.New("no state directory given")
 	}
-	deviceID := opts.DeviceID
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate device key: %w", err)
+	}
+	deviceID, labels := opts.DeviceID, opts.Labels
 	if deviceID == "" {
-		if deviceID, err = DefaultDeviceID(); err != nil {
+		host, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("derive device id from host name: %w; give one with --device-id", err)
+		}
+		machineID, _ := os.ReadFile(cmp.Or(opts.MachineIDFile, "/etc/machine-id")) // absent: the key decides
+		if deviceID, err = DeviceIDFor(host, machineID, &key.PublicKey); err != nil {
 			return nil, err
+		}
+		if _, set := labels["hostname"]; !set && labelValue.MatchString(host) {
+			labels = maps.Clone(labels)
+			if labels == nil {
+				labels = map[string]string{}
+			}
+			labels["hostname"] = host
 		}
 	}
 	if err := protocol.ValidateDeviceID(deviceID); err != nil {
@@ -105,10 +131,6 @@ func Enroll(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("generate device key: %w", err)
-	}
 	csrDER, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
 		Subject: pkix.Name{CommonName: deviceID},
 	}, key)
@@ -118,7 +140,7 @@ func Enroll(ctx context.Context, opts Options) (*Result, error) {
 	req := protocol.EnrollRequest{
 		Token:  opts.Token,
 		CSRPEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER})),
-		Labels: opts.Labels,
+		Labels: labels,
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -337,15 +359,35 @@ func checkResponse(resp *protocol.EnrollResponse, pin, deviceID string, pub *ecd
 
 var invalidIDChars = regexp.MustCompile(`[^a-z0-9._-]+`)
 
-// DefaultDeviceID derives a device id from the host name: lower-cased, with
-// runs of other characters replaced by '-', leading punctuation removed and
-// cut to 63 characters.
-func DefaultDeviceID() (string, error) {
-	host, err := os.Hostname()
-	if err != nil {
-		return "", fmt.Errorf("derive device id from host name: %w; give one with --device-id", err)
+// labelValue is the controller's label value alphabet (controller/fleet);
+// a host name outside it is not sent as a label.
+var labelValue = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,126}$`)
+
+// DeviceIDFor derives the default device id: the host name (sanitized,
+// see SanitizeDeviceID) plus "-" and 8 hex digits that differ between
+// machines. Devices cloned from one image share a host name but not
+// /etc/machine-id, which systemd generates at first boot when the image
+// ships it empty (as images should). The suffix is a hash of machineID (the
+// id must not disclose it), or of the device's new public key when there is
+// no machine id.
+func DeviceIDFor(host string, machineID []byte, key *ecdsa.PublicKey) (string, error) {
+	base := SanitizeDeviceID(host)
+	if len(base) > 63-9 {
+		base = strings.TrimRight(base[:63-9], "._-")
 	}
-	id := SanitizeDeviceID(host)
+	if base == "" {
+		return "", fmt.Errorf("derive device id from host name %q: nothing usable in it; give one with --device-id", host)
+	}
+	seed := bytes.TrimSpace(machineID)
+	if len(seed) == 0 {
+		der, err := x509.MarshalPKIXPublicKey(key)
+		if err != nil {
+			return "", fmt.Errorf("derive device id: %w", err)
+		}
+		seed = der
+	}
+	sum := sha256.Sum256(append([]byte("edgewarden device id\x00"), seed...))
+	id := base + "-" + hex.EncodeToString(sum[:4])
 	if err := protocol.ValidateDeviceID(id); err != nil {
 		return "", fmt.Errorf("derive device id from host name %q: %w; give one with --device-id", host, err)
 	}

@@ -2,7 +2,9 @@ package enroll_test
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -44,7 +46,7 @@ func newController(t *testing.T) *controller {
 	der, _ := x509.MarshalPKIXPublicKey(pub)
 	c.key = protocol.PublicKey{KeyID: protocol.KeyID(pub), Algorithm: "Ed25519", PEM: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/v1/enroll", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST "+protocol.EnrollPath, func(w http.ResponseWriter, r *http.Request) {
 		var req protocol.EnrollRequest
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 			httpError(w, http.StatusBadRequest, "bad request body")
@@ -260,5 +262,74 @@ func TestSanitizeDeviceID(t *testing.T) {
 		if err := protocol.ValidateDeviceID(enroll.SanitizeDeviceID(in)); err != nil {
 			t.Errorf("SanitizeDeviceID(%q): %v", in, err)
 		}
+	}
+}
+
+// Devices cloned from one image share their host name: the default ids
+// still differ (by /etc/machine-id), stay stable for one machine, start
+// with the host name, do not disclose the machine id, and the host name is
+// sent as the "hostname" label.
+func TestDefaultDeviceIDUniqueForClones(t *testing.T) {
+	c := newController(t)
+	host, err := os.Hostname()
+	if err != nil {
+		t.Skipf("no host name: %v", err)
+	}
+	machineIDs := []string{"5f1c0a8e0b2c4d6e8f0a1b2c3d4e5f60\n", "0a9b8c7d6e5f40312233445566778899\n"}
+	var ids []string
+	for i, mid := range machineIDs {
+		file := filepath.Join(t.TempDir(), "machine-id")
+		if err := os.WriteFile(file, []byte(mid), 0o444); err != nil {
+			t.Fatal(err)
+		}
+		opts := c.opts(filepath.Join(t.TempDir(), "state"))
+		opts.DeviceID, opts.MachineIDFile = "", file
+		res, err := enroll.Enroll(context.Background(), opts)
+		if err != nil {
+			t.Fatalf("clone %d: %v", i, err)
+		}
+		anyKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader) // the machine id decides, not the key
+		want, err := enroll.DeviceIDFor(host, []byte(mid), &anyKey.PublicKey)
+		if err != nil || res.DeviceID != want || strings.Contains(res.DeviceID, strings.TrimSpace(mid)[:8]) {
+			t.Fatalf("clone %d: id %q, want %q (%v): the host name and a suffix that hides the machine id", i, res.DeviceID, want, err)
+		}
+		if c.labels["hostname"] != host && !strings.ContainsAny(host, " ,=!") {
+			t.Fatalf("clone %d: labels sent %v, want hostname=%s", i, c.labels, host)
+		}
+		if c.labels["line"] != "1" {
+			t.Fatalf("clone %d: the operator's labels were lost: %v", i, c.labels)
+		}
+		ids = append(ids, res.DeviceID)
+	}
+	if ids[0] == ids[1] {
+		t.Fatalf("two clones with one host name got the same id %q", ids[0])
+	}
+}
+
+func TestDeviceIDFor(t *testing.T) {
+	k1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	k2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	mid := []byte("5f1c0a8e0b2c4d6e8f0a1b2c3d4e5f60\n")
+	a, err := enroll.DeviceIDFor("Press-01", mid, &k1.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One machine, one id: a new key does not change it.
+	if b, _ := enroll.DeviceIDFor("Press-01", mid, &k2.PublicKey); a != b || !strings.HasPrefix(a, "press-01-") || len(a) != len("press-01-")+8 {
+		t.Fatalf("ids %q and %q for one machine id", a, b)
+	}
+	// No machine id: the key decides, so two enrollments still differ.
+	x, _ := enroll.DeviceIDFor("press-01", nil, &k1.PublicKey)
+	y, _ := enroll.DeviceIDFor("press-01", []byte("  \n"), &k2.PublicKey)
+	if x == y || x == a {
+		t.Fatalf("without a machine id: %q, %q (with: %q)", x, y, a)
+	}
+	// A long host name is cut so the suffix still fits the 63 characters.
+	long, err := enroll.DeviceIDFor(strings.Repeat("h", 80), mid, &k1.PublicKey)
+	if err != nil || len(long) > 63 || protocol.ValidateDeviceID(long) != nil || !strings.HasSuffix(long, a[len(a)-9:]) {
+		t.Fatalf("long host name: %q, %v", long, err)
+	}
+	if _, err := enroll.DeviceIDFor("___", mid, &k1.PublicKey); err == nil || !strings.Contains(err.Error(), "--device-id") {
+		t.Fatalf("unusable host name: %v, want an error pointing to --device-id", err)
 	}
 }

@@ -53,7 +53,7 @@ func newEnrollCmd() *cobra.Command {
 	f.StringVar(&opts.Token, "token", "", "enrollment token")
 	f.StringVar(&opts.CAFingerprint, "ca-fingerprint", "", "controller CA fingerprint, sha256:HEX (edgewarden-controller ca-fingerprint)")
 	f.StringVar(&opts.StateDir, "state", "", "state directory to create (e.g. /var/lib/edgewarden)")
-	f.StringVar(&opts.DeviceID, "device-id", "", "device id to request (default: derived from the host name)")
+	f.StringVar(&opts.DeviceID, "device-id", "", "device id to request (default: host name plus a suffix from /etc/machine-id; the host name goes in the hostname label)")
 	f.StringArrayVar(&labels, "label", nil, "label k=v to request (repeatable)")
 	return cmd
 }

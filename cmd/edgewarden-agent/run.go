@@ -44,23 +44,16 @@ func newRunCmd() *cobra.Command {
 			log := cfg.Logger(cmd.ErrOrStderr(), level)
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
-			var a *agent.Agent // set before anything can call notify
-			rt, err := newAppRuntime(stateDir, cfg, log, func() { a.NotifyStatus() })
-			if err != nil {
-				return err
-			}
-			defer rt.close()
-			defer cancel() // before rt.close: ends the reconciler's loop
-			a, err = agent.New(ctx, agent.Options{
+			a, err := agent.New(ctx, agent.Options{
 				StateDir:          stateDir,
 				Logger:            log,
 				HeartbeatInterval: cfg.HeartbeatInterval,
 				OutboxInterval:    cfg.OutboxInterval,
 				Socket:            cmp.Or(cfg.Socket, agent.DefaultSocket),
 				SocketGroup:       cfg.SocketGroup,
-				Apps:              rt.rec,
-				AppsDir:           cfg.AppsDir, // the guard watches where apps are installed
+				AppsDir:           cfg.AppsDir,
 				MetricsAddr:       cfg.Metrics,
+				Runtime:           &agent.RuntimeOptions{SystemdUnitDir: cfg.SystemdUnitDir, AppUser: cfg.AppUser},
 				// Restart-only: read once here.
 				SideloadScanInterval: cfg.SideloadScanInterval,
 			})
@@ -68,7 +61,6 @@ func newRunCmd() *cobra.Command {
 				return err
 			}
 			defer a.Close()
-			rt.start(ctx)
 			if configPath != "" {
 				// Live reload: log level and intervals change at once; the
 				// rest is logged as needing a restart. A bad file is logged

@@ -1,19 +1,25 @@
-package main
+package agent
 
 import (
-	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"sync"
 
-	"github.com/edgewarden/edgewarden/agent"
 	"github.com/edgewarden/edgewarden/agent/apps"
-	"github.com/edgewarden/edgewarden/agent/config"
 	"github.com/edgewarden/edgewarden/agent/identity"
 	"github.com/edgewarden/edgewarden/agent/runtime"
 	"github.com/edgewarden/edgewarden/protocol/manifest"
 )
+
+// RuntimeOptions configure the app runtime New builds (Options.Runtime).
+type RuntimeOptions struct {
+	// SystemdUnitDir is where the systemd driver writes units. Empty:
+	// /etc/systemd/system.
+	SystemdUnitDir string
+	// AppUser is the user systemd apps run as. Empty: edgewarden-app.
+	AppUser string
+}
 
 // appRuntime is the agent's app side: the reconciler and its drivers.
 // Directories (under the state directory unless apps_dir moves the apps):
@@ -25,24 +31,11 @@ import (
 type appRuntime struct {
 	rec  *apps.Reconciler
 	proc *runtime.Process
-	wg   sync.WaitGroup
 }
 
 // newAppRuntime builds the reconciler. notify is called on every app state
 // change (the agent publishes a status report).
-func newAppRuntime(stateDir string, cfg *config.Config, log *slog.Logger, notify func()) (*appRuntime, error) {
-	id, err := identity.Load(stateDir)
-	if err != nil {
-		return nil, err
-	}
-	tlsConf, err := identity.ClientTLS(stateDir)
-	if err != nil {
-		return nil, err
-	}
-	appsDir := cfg.AppsDir
-	if appsDir == "" {
-		appsDir = agent.AppsDir(stateDir)
-	}
+func newAppRuntime(stateDir, appsDir string, id *identity.Identity, tlsConf *tls.Config, ro RuntimeOptions, log *slog.Logger, notify func()) (*appRuntime, error) {
 	fetch, err := apps.NewFetch(apps.FetchOptions{BaseURL: id.HTTPURL, TLS: tlsConf})
 	if err != nil {
 		return nil, err
@@ -63,7 +56,7 @@ func newAppRuntime(stateDir string, cfg *config.Config, log *slog.Logger, notify
 		Fetch:      fetch,
 		Drivers: map[string]runtime.Driver{
 			manifest.RuntimeProcess: proc,
-			manifest.RuntimeSystemd: runtime.NewSystemd(runtime.SystemdOptions{UnitDir: cfg.SystemdUnitDir, User: cfg.AppUser}),
+			manifest.RuntimeSystemd: runtime.NewSystemd(runtime.SystemdOptions{UnitDir: ro.SystemdUnitDir, User: ro.AppUser}),
 		},
 		OnChange: notify,
 		Logger:   log,
@@ -75,14 +68,6 @@ func newAppRuntime(stateDir string, cfg *config.Config, log *slog.Logger, notify
 	return &appRuntime{rec: rec, proc: proc}, nil
 }
 
-// start runs the reconciler's retry loop until ctx is done.
-func (r *appRuntime) start(ctx context.Context) {
-	r.wg.Go(func() { r.rec.Run(ctx) })
-}
-
-// close waits for the retry loop (cancel its ctx first) and stops the apps
-// the agent runs itself (systemd keeps running its units).
-func (r *appRuntime) close() {
-	r.wg.Wait()
-	r.proc.Close()
-}
+// close stops the apps the agent runs itself (systemd keeps running its
+// units). Call it after Run returned.
+func (r *appRuntime) close() { r.proc.Close() }
