@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/edgewarden/edgewarden/agent"
+	"github.com/edgewarden/edgewarden/cmd/internal/buildinfo"
 	"os"
 	"os/signal"
 	"syscall"
@@ -46,9 +48,11 @@ func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "edgewarden-agent",
 		Short:         "Edgewarden agent: enforces the controller's signed desired state on this device",
+		Version:       buildinfo.Version(agent.Version),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate(buildinfo.Line("edgewarden-agent", root.Version) + "\n")
 	root.AddCommand(newEnrollCmd(), newRunCmd(), newStatusCmd())
 	return root
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/edgewarden/edgewarden/cmd/internal/buildinfo"
 	"io"
 	"log/slog"
 	"os"
@@ -54,10 +55,11 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "edgewarden-controller",
 		Short:         "The Edgewarden controller: REST API, MQTT broker and desired-state compiler",
-		Version:       version,
+		Version:       buildinfo.Version(version),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate(buildinfo.Line("edgewarden-controller", root.Version) + "\n")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })

@@ -13,6 +13,9 @@ import (
 	"syscall"
 )
 
+// version is set at build time (-X main.version=...; see the Makefile).
+var version = "dev"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv})

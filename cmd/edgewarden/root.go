@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/edgewarden/edgewarden/cmd/internal/buildinfo"
 	"io"
 	"strings"
 
@@ -87,6 +88,7 @@ takes -o json (stable snake_case fields) and otherwise prints a table.`,
 		Example: `  edgewarden login --controller https://127.0.0.1:8443 --ca ca.pem --user admin --password-stdin < pw.txt
   edgewarden enroll-tokens create --groups line-1 --uses 10 --ttl 2h
   edgewarden devices ls -o json`,
+		Version:       buildinfo.Version(version),
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
@@ -96,6 +98,7 @@ takes -o json (stable snake_case fields) and otherwise prints a table.`,
 			return nil
 		},
 	}
+	root.SetVersionTemplate(buildinfo.Line("edgewarden", root.Version) + "\n")
 	root.PersistentFlags().StringVarP(&a.output, "output", "o", "table", "output format: table or json")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
 	// `edgewarden completion bash|zsh|fish|powershell` prints a completion script.
