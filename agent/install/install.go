@@ -247,17 +247,38 @@ func (in *Installer) artifact(ctx context.Context, m *manifest.Manifest, art man
 		// unpacked files must be (agent/sideload checks them against it).
 		return keepArchive(part, build, art.SHA256)
 	}
-	dst := filepath.Join(build, filepath.FromSlash(art.Path))
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return fmt.Errorf("%w: %v", ErrInstall, err)
-	}
-	if _, err := os.Lstat(dst); err == nil {
-		return fmt.Errorf("%w: %s is written twice", ErrArtifact, art.Path)
-	}
 	if err := os.Chmod(part, mode); err != nil {
 		return fmt.Errorf("%w: %v", ErrInstall, err)
 	}
-	if err := os.Rename(part, dst); err != nil {
+	return placeIn(in.opts.StagingDir, part, build, art.Path)
+}
+
+// placeIn moves the file part into build at the manifest path rel, both
+// under staging, through an os.Root on staging: no link (an earlier
+// artifact's archive may have made some) can carry it elsewhere.
+func placeIn(staging, part, build, rel string) error {
+	root, err := os.OpenRoot(staging)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInstall, err)
+	}
+	defer root.Close()
+	buildRel, err1 := filepath.Rel(staging, build)
+	partRel, err2 := filepath.Rel(staging, part)
+	if err := errors.Join(err1, err2); err != nil {
+		return fmt.Errorf("%w: %v", ErrInstall, err)
+	}
+	b, err := root.OpenRoot(buildRel)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInstall, err)
+	}
+	defer b.Close()
+	if err := insideNoLinks(b, rel); err != nil {
+		return err
+	}
+	if err := mkParent(b, rel); err != nil {
+		return err
+	}
+	if err := root.Rename(partRel, path.Join(filepath.ToSlash(buildRel), rel)); err != nil {
 		return fmt.Errorf("%w: %v", ErrInstall, err)
 	}
 	return nil
@@ -335,12 +356,23 @@ func (in *Installer) download(ctx context.Context, m *manifest.Manifest, art man
 // directories and symlinks that stay inside dir are allowed; an entry with
 // an absolute path, "..", a link leaving dir, a hard link, a device or the
 // reserved .edgewarden directory fails the whole install.
+//
+// Every write goes through an os.Root on dir, so the kernel refuses any
+// path that would leave it, links included, whatever the checks on the
+// entries' text let through; and once everything is written, every symlink
+// is resolved through the root too (checkLinks), which catches a chain of
+// links that leaves dir although each link's text looks inside.
 func unpack(archive, format, dir string) error {
 	f, err := os.Open(archive)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInstall, err)
 	}
 	defer f.Close()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInstall, err)
+	}
+	defer root.Close()
 	var r io.Reader = f
 	if format == manifest.UnpackTarGz {
 		gz, err := gzip.NewReader(f)
@@ -354,7 +386,7 @@ func unpack(archive, format, dir string) error {
 	for n := 0; ; n++ {
 		hdr, err := tr.Next()
 		if err == io.EOF {
-			return nil
+			return checkLinks(root)
 		}
 		if err != nil {
 			return fmt.Errorf("%w: read archive: %v", ErrArtifact, err)
@@ -369,21 +401,20 @@ func unpack(archive, format, dir string) error {
 		if err := manifest.CheckPath(name); err != nil {
 			return fmt.Errorf("%w: archive entry escapes the app directory: %v", ErrArtifact, err)
 		}
-		dst := filepath.Join(dir, filepath.FromSlash(name))
-		if err := insideNoLinks(dir, name); err != nil {
+		if err := insideNoLinks(root, name); err != nil {
 			return err
 		}
 		mode := os.FileMode(hdr.Mode) & 0o777
 		switch hdr.Typeflag {
 		case tar.TypeDir:
-			if err := os.MkdirAll(dst, mode|0o700); err != nil {
-				return fmt.Errorf("%w: %v", ErrInstall, err)
+			if err := root.MkdirAll(name, mode|0o700); err != nil {
+				return fmt.Errorf("%w: archive entry %s: %v", ErrArtifact, name, err)
 			}
 		case tar.TypeReg:
-			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-				return fmt.Errorf("%w: %v", ErrInstall, err)
+			if err := mkParent(root, name); err != nil {
+				return err
 			}
-			out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+			out, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 			if err != nil {
 				return fmt.Errorf("%w: archive entry %s: %v", ErrArtifact, name, err)
 			}
@@ -398,15 +429,17 @@ func unpack(archive, format, dir string) error {
 				return fmt.Errorf("%w: archive entry %s: %v", ErrArtifact, name, err)
 			}
 		case tar.TypeSymlink:
+			// The text check gives the clear message for the plain cases;
+			// checkLinks decides on what the links really reach.
 			target := hdr.Linkname
 			if target == "" || path.IsAbs(target) || strings.HasPrefix(path.Clean(path.Join(path.Dir(name), target)), "../") ||
 				path.Clean(path.Join(path.Dir(name), target)) == ".." {
 				return fmt.Errorf("%w: archive symlink %s -> %s leaves the app directory", ErrArtifact, name, target)
 			}
-			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-				return fmt.Errorf("%w: %v", ErrInstall, err)
+			if err := mkParent(root, name); err != nil {
+				return err
 			}
-			if err := os.Symlink(target, dst); err != nil {
+			if err := root.Symlink(target, name); err != nil {
 				return fmt.Errorf("%w: archive entry %s: %v", ErrArtifact, name, err)
 			}
 		default:
@@ -415,28 +448,58 @@ func unpack(archive, format, dir string) error {
 	}
 }
 
-// insideNoLinks refuses a path whose parent directories inside dir include
-// a symlink (which could redirect the write outside dir).
-func insideNoLinks(dir, name string) error {
+// mkParent creates the parent directories of name inside root.
+func mkParent(root *os.Root, name string) error {
+	if dir := path.Dir(name); dir != "." {
+		if err := root.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrArtifact, name, err)
+		}
+	}
+	return nil
+}
+
+// insideNoLinks refuses a path whose parent directories inside root
+// include a symlink (a write through it would land elsewhere, even if
+// inside), and a path that already holds a file.
+func insideNoLinks(root *os.Root, name string) error {
 	parts := strings.Split(name, "/")
-	p := dir
+	p := ""
 	for _, e := range parts[:len(parts)-1] {
-		p = filepath.Join(p, e)
-		fi, err := os.Lstat(p)
+		p = path.Join(p, e)
+		fi, err := root.Lstat(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("%w: %v", ErrInstall, err)
+			return fmt.Errorf("%w: %s: %v", ErrArtifact, name, err)
 		}
 		if fi.Mode()&fs.ModeSymlink != 0 {
-			return fmt.Errorf("%w: archive entry %s would be written through a symlink", ErrArtifact, name)
+			return fmt.Errorf("%w: %s would be written through the symlink %s", ErrArtifact, name, p)
 		}
 	}
-	if fi, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(name))); err == nil && !fi.IsDir() {
-		return fmt.Errorf("%w: archive entry %s is written twice", ErrArtifact, name)
+	if fi, err := root.Lstat(name); err == nil && !fi.IsDir() {
+		return fmt.Errorf("%w: %s is written twice", ErrArtifact, name)
 	}
 	return nil
+}
+
+// checkLinks resolves every symlink under root through root: a link whose
+// target, or chain of targets, leaves root or reaches nothing fails, however
+// its text looks when cleaned (a -> b/.. with b -> . reaches root's parent).
+func checkLinks(root *os.Root) error {
+	return fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("%w: check links: %v", ErrInstall, err)
+		}
+		if d.Type()&fs.ModeSymlink == 0 {
+			return nil
+		}
+		if _, err := root.Stat(p); err != nil {
+			target, _ := root.Readlink(p)
+			return fmt.Errorf("%w: symlink %s -> %s does not reach a file inside the app directory (%v); links, and chains of links, must stay inside it", ErrArtifact, p, target, errors.Unwrap(err))
+		}
+		return nil
+	})
 }
 
 // switchCurrent points NAME/current at versions/VERSION by renaming a new
@@ -702,15 +765,22 @@ func (in *Installer) CurrentApp(name string) (*InstalledApp, error) {
 	if err != nil || v == "" {
 		return nil, err
 	}
-	meta := filepath.Join(in.opts.AppsDir, name, "versions", v, metaDir)
-	raw, err := os.ReadFile(filepath.Join(meta, "manifest.json"))
+	// Read through a root on the app directory: a link planted in it
+	// cannot make the agent read (and trust) a file from elsewhere.
+	root, err := os.OpenRoot(filepath.Join(in.opts.AppsDir, name))
+	if err != nil {
+		return nil, fmt.Errorf("read installed app %s: %w", name, err)
+	}
+	defer root.Close()
+	meta := path.Join("versions", v, metaDir)
+	raw, err := root.ReadFile(path.Join(meta, "manifest.json"))
 	if err != nil {
 		return nil, fmt.Errorf("read installed manifest of %s@%s: %w", name, v, err)
 	}
-	if _, err := os.Lstat(filepath.Join(meta, sideloadedFile)); err == nil {
+	if _, err := root.Lstat(path.Join(meta, sideloadedFile)); err == nil {
 		return &InstalledApp{Name: name, Version: v, Manifest: raw, Sideloaded: true}, nil
 	}
-	sig, err := os.ReadFile(filepath.Join(meta, "signature"))
+	sig, err := root.ReadFile(path.Join(meta, "signature"))
 	if err != nil {
 		return nil, fmt.Errorf("read installed signature of %s@%s: %w", name, v, err)
 	}

@@ -550,3 +550,58 @@ func TestRecoverFixesBrokenCurrent(t *testing.T) {
 		}
 	}
 }
+
+// A chain of links whose every link looks inside when its text is cleaned
+// (b -> ., a -> b/..) but that reaches the parent of the app directory is
+// refused, with or without a write through it, and nothing outside is
+// touched (issue 11: confined file operations).
+func TestArtifactLinkChainRefused(t *testing.T) {
+	acme := newPublisher(t, "acme")
+	good := file{path: "app.tar", unpack: manifest.UnpackTar, content: tarball(t,
+		tar.Header{Name: "run", Typeflag: tar.TypeReg, Mode: 0o755})}
+	chain := []tar.Header{
+		{Name: "b", Typeflag: tar.TypeSymlink, Linkname: "."},
+		{Name: "a", Typeflag: tar.TypeSymlink, Linkname: "b/.."},
+	}
+	for _, tc := range []struct {
+		name    string
+		entries []tar.Header
+		want    string
+	}{
+		{"chain", chain, "chains of links, must stay inside"},
+		{"chain then write", append(chain[:2:2], tar.Header{Name: "a/escape", Typeflag: tar.TypeReg}), "written through the symlink a"},
+		{"chain then dir", append(chain[:2:2], tar.Header{Name: "a/escape/", Typeflag: tar.TypeDir, Mode: 0o755}), "written through the symlink a"},
+		{"chain of three", []tar.Header{
+			{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755},
+			{Name: "d/up", Typeflag: tar.TypeSymlink, Linkname: ".."},
+			{Name: "d/self", Typeflag: tar.TypeSymlink, Linkname: "up/d"},
+			{Name: "x", Typeflag: tar.TypeSymlink, Linkname: "d/self/up/d/self/../.."},
+		}, "chains of links, must stay inside"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := file{path: "app.tar", unpack: manifest.UnpackTar, content: tarball(t, tc.entries...)}
+			f := newFixture(t, newBlobs(good, bad))
+			if err := f.in.Install(context.Background(), acme.app(t, "srv", "1.0.0", good), []string{acme.pem}); err != nil {
+				t.Fatal(err)
+			}
+			outside := filepath.Dir(f.staging)
+			before, _ := os.ReadDir(outside)
+			err := f.in.Install(context.Background(), acme.app(t, "srv", "2.0.0", bad), []string{acme.pem})
+			if !errors.Is(err, ErrArtifact) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want ErrArtifact saying %q", err, tc.want)
+			}
+			if f.current(t, "srv") != "1.0.0" {
+				t.Fatal("previous version not left in place")
+			}
+			for _, p := range []string{filepath.Join(f.staging, "build", "escape"), filepath.Join(outside, "escape")} {
+				if _, err := os.Lstat(p); err == nil {
+					t.Fatalf("%s was written outside the app directory", p)
+				}
+			}
+			if after, _ := os.ReadDir(outside); len(after) != len(before) {
+				t.Fatalf("the directory around the app changed: %v -> %v", before, after)
+			}
+			stagingEmpty(t, f)
+		})
+	}
+}

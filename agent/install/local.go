@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/edgewarden/edgewarden/protocol/manifest"
@@ -85,7 +86,13 @@ func (in *Installer) InstallLocal(ctx context.Context, pkg io.Reader, opts Local
 	if err := unpack(part, manifest.UnpackTarGz, build); err != nil {
 		return nil, fmt.Errorf("local package: %w", err)
 	}
-	raw, m, err := packageManifest(build)
+	// Everything read from the unpacked package goes through a root on it.
+	root, err := os.OpenRoot(build)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInstall, err)
+	}
+	defer root.Close()
+	raw, m, err := packageManifest(root)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +101,7 @@ func (in *Installer) InstallLocal(ctx context.Context, pkg io.Reader, opts Local
 			return nil, err
 		}
 	}
-	if err := checkPackageFiles(build, m); err != nil {
+	if err := checkPackageFiles(root, m); err != nil {
 		return nil, fmt.Errorf("local package %s@%s: %w", m.Name, m.Version, err)
 	}
 
@@ -187,16 +194,15 @@ func (c ctxReader) Read(p []byte) (int, error) {
 
 // packageManifest reads, parses and removes the unpacked package's
 // manifest.json.
-func packageManifest(build string) ([]byte, *manifest.Manifest, error) {
-	p := filepath.Join(build, PackageManifest)
-	fi, err := os.Lstat(p)
+func packageManifest(root *os.Root) ([]byte, *manifest.Manifest, error) {
+	fi, err := root.Lstat(PackageManifest)
 	if err != nil || !fi.Mode().IsRegular() {
 		return nil, nil, fmt.Errorf("%w: local package has no %s at its top (a tar.gz of manifest.json and the files it lists)", ErrVerify, PackageManifest)
 	}
 	if fi.Size() > manifest.MaxBytes {
 		return nil, nil, fmt.Errorf("%w: local package's %s is larger than %d bytes", ErrVerify, PackageManifest, manifest.MaxBytes)
 	}
-	raw, err := os.ReadFile(p)
+	raw, err := root.ReadFile(PackageManifest)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrInstall, err)
 	}
@@ -204,16 +210,16 @@ func packageManifest(build string) ([]byte, *manifest.Manifest, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: local package's %s: %v", ErrVerify, PackageManifest, err)
 	}
-	if err := os.Remove(p); err != nil {
+	if err := root.Remove(PackageManifest); err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrInstall, err)
 	}
 	return raw, m, nil
 }
 
-// checkPackageFiles checks that build holds exactly m's artifacts (plus
+// checkPackageFiles checks that root holds exactly m's artifacts (plus
 // directories), each a plain file of the declared size and digest, and
 // gives each its declared mode.
-func checkPackageFiles(build string, m *manifest.Manifest) error {
+func checkPackageFiles(root *os.Root, m *manifest.Manifest) error {
 	want := make(map[string]manifest.Artifact, len(m.Artifacts))
 	for _, a := range m.Artifacts {
 		if a.Unpack != "" {
@@ -225,12 +231,10 @@ func checkPackageFiles(build string, m *manifest.Manifest) error {
 		want[a.Path] = a
 	}
 	seen := 0
-	err := filepath.WalkDir(build, func(p string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(root.FS(), ".", func(rel string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(build, p)
-		rel = filepath.ToSlash(rel)
 		if d.IsDir() {
 			return nil
 		}
@@ -239,7 +243,7 @@ func checkPackageFiles(build string, m *manifest.Manifest) error {
 			return fmt.Errorf("%w: the package holds %s, which the manifest does not list as a file", ErrArtifact, rel)
 		}
 		seen++
-		return checkArtifactFile(p, a)
+		return checkArtifactFile(root, rel, a)
 	})
 	if err != nil {
 		return err
@@ -247,7 +251,7 @@ func checkPackageFiles(build string, m *manifest.Manifest) error {
 	if seen != len(want) {
 		var missing []string
 		for p := range want {
-			if _, err := os.Lstat(filepath.Join(build, filepath.FromSlash(p))); err != nil {
+			if _, err := root.Lstat(p); err != nil {
 				missing = append(missing, p)
 			}
 		}
@@ -256,8 +260,8 @@ func checkPackageFiles(build string, m *manifest.Manifest) error {
 	return nil
 }
 
-func checkArtifactFile(p string, a manifest.Artifact) error {
-	f, err := os.Open(p)
+func checkArtifactFile(root *os.Root, rel string, a manifest.Artifact) error {
+	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInstall, err)
 	}

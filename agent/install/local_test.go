@@ -130,6 +130,8 @@ func TestInstallLocalRefusals(t *testing.T) {
 		{"file missing", localPackage(t, "tool", "2.0.0", []file{binV1, conf}, tar.Header{Name: "bin/", Typeflag: tar.TypeDir}), LocalOptions{}, ErrArtifact, "does not hold"},
 		{"path traversal", localPackage(t, "tool", "2.0.0", []file{binV1}, tar.Header{Name: "../../evil", Typeflag: tar.TypeReg}), LocalOptions{}, ErrArtifact, "escapes"},
 		{"symlink out", localPackage(t, "tool", "2.0.0", []file{binV1}, tar.Header{Name: "bin/hello", Typeflag: tar.TypeSymlink, Linkname: "/etc/passwd"}), LocalOptions{}, ErrArtifact, "leaves"},
+		{"link chain out", localPackage(t, "tool", "2.0.0", []file{binV1}, tar.Header{Name: "b", Typeflag: tar.TypeSymlink, Linkname: "."}, tar.Header{Name: "a", Typeflag: tar.TypeSymlink, Linkname: "b/.."}), LocalOptions{}, ErrArtifact, "chains of links, must stay inside"},
+		{"write through a link chain", localPackage(t, "tool", "2.0.0", []file{binV1}, tar.Header{Name: "b", Typeflag: tar.TypeSymlink, Linkname: "."}, tar.Header{Name: "a", Typeflag: tar.TypeSymlink, Linkname: "b/.."}, tar.Header{Name: "a/evil", Typeflag: tar.TypeReg}), LocalOptions{}, ErrArtifact, "written through the symlink a"},
 		{"forged metadata", localPackage(t, "tool", "2.0.0", []file{binV1}, tar.Header{Name: ".edgewarden/signature", Typeflag: tar.TypeReg}), LocalOptions{}, ErrArtifact, ""},
 		{"too large", localPackage(t, "tool", "2.0.0", []file{binV1}), LocalOptions{MaxBytes: 10}, ErrArtifact, "larger"},
 		{"refused by the caller", localPackage(t, "tool", "2.0.0", []file{binV1}), LocalOptions{Check: func(*manifest.Manifest) error { return errors.New("name taken") }}, nil, "name taken"},
