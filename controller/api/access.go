@@ -204,12 +204,19 @@ func (a *API) inviteUser(w http.ResponseWriter, r *http.Request) error {
 	}
 	token := "ewa_" + rand.Text()
 	now := a.now().UTC()
-	u, err := st.InviteUser(r.Context(), store.Invitation{User: req.Name, TokenHash: sha256Hex(token), ExpiresAt: now.Add(ttl), CreatedBy: actor, CreatedAt: now})
+	var u store.User
+	err = a.change(r, store.AuditSecurity, "user.invite", req.Name, "activation token expires "+now.Add(ttl).Format(time.RFC3339), func(ctx context.Context, c *store.Change) error {
+		c.DirtyAll() // grants to a user take effect on every device where they apply
+		var err error
+		if u, err = st.InviteUser(ctx, store.Invitation{User: req.Name, TokenHash: sha256Hex(token), ExpiresAt: now.Add(ttl), CreatedBy: actor, CreatedAt: now}); err != nil {
+			return err
+		}
+		c.Audit.Target, c.After = u.Name, userState(u)
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	a.changed()
-	a.audit(r, "user.invite", u.Name, "activation token expires "+now.Add(ttl).Format(time.RFC3339))
 	return writeJSON(w, http.StatusCreated, apiv1.Invitation{User: u.Name, Token: token, ExpiresAt: now.Add(ttl)})
 }
 
@@ -230,15 +237,23 @@ func (a *API) activateUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return errorf(http.StatusBadRequest, "%s", err.Error())
 	}
-	u, err := st.ActivateUser(r.Context(), sha256Hex(req.Token), hash)
+	var u store.User
+	err = a.change(r, store.AuditChange, "user.activate", "", "", func(ctx context.Context, c *store.Change) error {
+		c.DirtyAll()
+		var err error
+		if u, err = st.ActivateUser(ctx, sha256Hex(req.Token), hash); err != nil {
+			return err
+		}
+		c.Audit.Actor, c.Audit.Target = u.Name, u.Name
+		c.Before, c.After = userState(store.User{Name: u.Name, State: store.UserInvited}), userState(u)
+		return nil
+	})
 	if err != nil {
 		if errors.Is(err, store.ErrForbidden) {
 			a.auditAs(r, "anonymous", store.AuditSecurity, "user.activate-failed", "", err.Error())
 		}
 		return err
 	}
-	a.changed()
-	a.auditAs(r, u.Name, store.AuditChange, "user.activate", u.Name, "")
 	return writeJSON(w, http.StatusOK, apiv1.User{Name: u.Name, State: u.State, Teams: []string{}, CreatedAt: u.CreatedAt})
 }
 
@@ -273,12 +288,22 @@ func (a *API) disableUser(w http.ResponseWriter, r *http.Request) error {
 	if name == actor {
 		return errorf(http.StatusBadRequest, "you cannot disable yourself; ask another admin")
 	}
-	u, err := st.SetUserState(r.Context(), name, store.UserDisabled)
+	var u store.User
+	err = a.change(r, store.AuditSecurity, "user.disable", name, "", func(ctx context.Context, c *store.Change) error {
+		c.DirtyAll()
+		before, err := a.opts.Store.GetUser(ctx, name)
+		if err != nil {
+			return err
+		}
+		if u, err = st.SetUserState(ctx, name, store.UserDisabled); err != nil {
+			return err
+		}
+		c.Before, c.After = userState(before), userState(u)
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	a.changed()
-	a.auditAs(r, actor, store.AuditSecurity, "user.disable", name, "")
 	return writeJSON(w, http.StatusOK, userView(u, v))
 }
 
@@ -294,11 +319,18 @@ func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) error {
 	if name == actor {
 		return errorf(http.StatusBadRequest, "you cannot delete yourself; ask another admin")
 	}
-	if err := st.DeleteUser(r.Context(), name); err != nil {
+	err = a.change(r, store.AuditSecurity, "user.delete", name, "grants and team memberships removed", func(ctx context.Context, c *store.Change) error {
+		c.DirtyAll()
+		before, err := a.opts.Store.GetUser(ctx, name)
+		if err != nil {
+			return err
+		}
+		c.Before = userState(before)
+		return st.DeleteUser(ctx, name)
+	})
+	if err != nil {
 		return err
 	}
-	a.changed()
-	a.auditAs(r, actor, store.AuditSecurity, "user.delete", name, "grants and team memberships removed")
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -321,12 +353,18 @@ func (a *API) createTeam(w http.ResponseWriter, r *http.Request) error {
 	if err := a.decode(w, r, &req); err != nil {
 		return err
 	}
-	t, err := st.CreateTeam(r.Context(), req.Name)
+	var t store.Team
+	err = a.change(r, store.AuditChange, "team.create", req.Name, "", func(ctx context.Context, c *store.Change) error {
+		var err error
+		if t, err = st.CreateTeam(ctx, req.Name); err != nil {
+			return err
+		}
+		c.Audit.Target, c.After = t.Name, teamView(t)
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	a.changed()
-	a.audit(r, "team.create", t.Name, "")
 	return writeJSON(w, http.StatusCreated, teamView(t))
 }
 
@@ -358,11 +396,18 @@ func (a *API) deleteTeam(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := st.DeleteTeam(r.Context(), name); err != nil {
+	err = a.change(r, store.AuditChange, "team.delete", name, "members and grants removed", func(ctx context.Context, c *store.Change) error {
+		c.DirtyAll()
+		before, err := st.GetTeam(ctx, name)
+		if err != nil {
+			return err
+		}
+		c.Before = teamView(before)
+		return st.DeleteTeam(ctx, name)
+	})
+	if err != nil {
 		return err
 	}
-	a.changed()
-	a.audit(r, "team.delete", name, "members and grants removed")
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -413,12 +458,22 @@ func (a *API) changeTeamMembers(w http.ResponseWriter, r *http.Request, add bool
 	if !add {
 		action, change = "team.remove-members", st.RemoveTeamMembers
 	}
-	t, err := change(r.Context(), name, req.Users)
+	var t store.Team
+	err = a.change(r, store.AuditChange, action, name, strings.Join(req.Users, ","), func(ctx context.Context, c *store.Change) error {
+		c.DirtyAll()
+		before, err := st.GetTeam(ctx, name)
+		if err != nil {
+			return err
+		}
+		if t, err = change(ctx, name, req.Users); err != nil {
+			return err
+		}
+		c.Before, c.After = teamView(before), teamView(t)
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	a.changed()
-	a.audit(r, action, name, strings.Join(req.Users, ","))
 	return writeJSON(w, http.StatusOK, teamView(t))
 }
 
@@ -499,12 +554,18 @@ func (a *API) createRole(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out, err := st.CreateRole(r.Context(), role)
+	var out store.Role
+	err = a.change(r, store.AuditChange, "role.create", role.Name, roleDetail(role), func(ctx context.Context, c *store.Change) error {
+		var err error
+		if out, err = st.CreateRole(ctx, role); err != nil {
+			return err
+		}
+		c.After = roleView(out)
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	a.changed()
-	a.audit(r, "role.create", out.Name, roleDetail(out.Role))
 	return writeJSON(w, http.StatusCreated, roleView(out))
 }
 
@@ -537,12 +598,22 @@ func (a *API) updateRole(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out, err := st.UpdateRole(r.Context(), role)
+	var out store.Role
+	err = a.change(r, store.AuditChange, "role.update", role.Name, roleDetail(role), func(ctx context.Context, c *store.Change) error {
+		c.DirtyAll()
+		before, err := st.GetRole(ctx, role.Name)
+		if err != nil {
+			return err
+		}
+		if out, err = st.UpdateRole(ctx, role); err != nil {
+			return err
+		}
+		c.Before, c.After = roleView(before), roleView(out)
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	a.changed()
-	a.audit(r, "role.update", out.Name, roleDetail(out.Role))
 	return writeJSON(w, http.StatusOK, roleView(out))
 }
 
@@ -555,11 +626,16 @@ func (a *API) deleteRole(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := st.DeleteRole(r.Context(), name); err != nil {
+	err = a.change(r, store.AuditChange, "role.delete", name, "", func(ctx context.Context, c *store.Change) error {
+		c.DirtyAll()
+		if before, err := st.GetRole(ctx, name); err == nil {
+			c.Before = roleView(before)
+		}
+		return st.DeleteRole(ctx, name)
+	})
+	if err != nil {
 		return err
 	}
-	a.changed()
-	a.audit(r, "role.delete", name, "")
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -618,7 +694,7 @@ func concerns(v *authz.View, actor string, s access.Subject) bool {
 }
 
 func (a *API) createGrant(w http.ResponseWriter, r *http.Request) error {
-	actor, v, st, err := a.actor(r)
+	actor, v, _, err := a.actor(r)
 	if err != nil {
 		return err
 	}
@@ -648,12 +724,10 @@ func (a *API) createGrant(w http.ResponseWriter, r *http.Request) error {
 		a.auditAs(r, actor, store.AuditAccess, "access.denied", subject.String(), "grant "+role.Name+" on "+scope.String()+": "+err.Error())
 		return accessError(err)
 	}
-	g, err := st.CreateGrant(r.Context(), store.Grant{Grant: access.Grant{Subject: subject, Role: role.Name, Scope: scope}, CreatedBy: actor})
+	g, err := a.grant(r, "grant.create", store.Grant{Grant: access.Grant{Subject: subject, Role: role.Name, Scope: scope}, CreatedBy: actor})
 	if err != nil {
 		return err
 	}
-	a.changed()
-	a.audit(r, "grant.create", g.ID, fmt.Sprintf("role %s to %s on %s", g.Role, g.Subject, g.Scope))
 	return writeJSON(w, http.StatusCreated, grantView(g))
 }
 
@@ -705,18 +779,23 @@ func (a *API) deleteGrant(w http.ResponseWriter, r *http.Request) error {
 			return a.denied(r, access.DeviceGroupShare, v.Group(g.Scope.Name), d)
 		}
 	}
-	if err := st.DeleteGrant(r.Context(), id); err != nil {
+	err = a.change(r, store.AuditChange, "grant.delete", id, fmt.Sprintf("role %s to %s on %s", g.Role, g.Subject, g.Scope), func(ctx context.Context, c *store.Change) error {
+		if err := dirtyScope(ctx, c, g.Scope); err != nil {
+			return err
+		}
+		c.Before = grantView(g)
+		return st.DeleteGrant(ctx, id)
+	})
+	if err != nil {
 		return err
 	}
-	a.changed()
-	a.audit(r, "grant.delete", id, fmt.Sprintf("role %s to %s on %s", g.Role, g.Subject, g.Scope))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
 // share grants a template role on a group (access.CanShare).
 func (a *API) share(w http.ResponseWriter, r *http.Request) error {
-	actor, v, st, err := a.actor(r)
+	actor, v, _, err := a.actor(r)
 	if err != nil {
 		return err
 	}
@@ -745,20 +824,71 @@ func (a *API) share(w http.ResponseWriter, r *http.Request) error {
 		a.auditAs(r, actor, store.AuditAccess, "access.denied", target.String(), "share "+role.Name+" on "+req.Group+": "+err.Error())
 		return accessError(err)
 	}
-	g, err := st.CreateGrant(r.Context(), store.Grant{Grant: access.Grant{Subject: target, Role: role.Name, Scope: access.GroupScope(req.Group)}, CreatedBy: actor})
+	g, err := a.grant(r, "grant.share", store.Grant{Grant: access.Grant{Subject: target, Role: role.Name, Scope: access.GroupScope(req.Group)}, CreatedBy: actor})
 	if err != nil {
 		return err
 	}
-	a.changed()
-	a.audit(r, "grant.share", g.ID, fmt.Sprintf("role %s to %s on %s", g.Role, g.Subject, g.Scope))
 	return writeJSON(w, http.StatusCreated, grantView(g))
 }
 
+// grant creates g as one change (action grant.create or grant.share),
+// marking the devices in its scope.
+func (a *API) grant(r *http.Request, action string, g store.Grant) (store.Grant, error) {
+	st, err := a.accessStore()
+	if err != nil {
+		return store.Grant{}, err
+	}
+	var out store.Grant
+	err = a.change(r, store.AuditChange, action, "", "", func(ctx context.Context, c *store.Change) error {
+		if err := dirtyScope(ctx, c, g.Scope); err != nil {
+			return err
+		}
+		var err error
+		if out, err = st.CreateGrant(ctx, g); err != nil {
+			return err
+		}
+		c.Audit.Target, c.Audit.Detail = out.ID, fmt.Sprintf("role %s to %s on %s", out.Role, out.Subject, out.Scope)
+		c.After = grantView(out)
+		return nil
+	})
+	return out, err
+}
+
+// dirtyScope marks the devices whose documents carry grants on scope: a
+// group's members, one device, or (global and app scopes) every device.
+func dirtyScope(ctx context.Context, c *store.Change, s access.Scope) error {
+	switch s.Kind {
+	case access.ScopeDeviceGroup:
+		return c.DirtyGroups(ctx, s.Name)
+	case access.ScopeDevice:
+		c.DirtyDevices(s.Name)
+		return nil
+	}
+	c.DirtyAll()
+	return nil
+}
+
+// userState is a user as audit entries record it (no secrets).
+func userState(u store.User) map[string]string {
+	return map[string]string{"name": u.Name, "state": u.State}
+}
+
+// sideloadState is a sideload policy as audit entries record it; unset is
+// the default, deny.
+func sideloadState(policy string) map[string]string {
+	if policy != apiv1.SideloadAllow {
+		policy = apiv1.SideloadDeny
+	}
+	return map[string]string{"policy": policy}
+}
+
 // ownGroup gives the creator of a group the built-in group-owner template
-// on it, unless they already hold everything it gives there.
-func (a *API) ownGroup(r *http.Request, group string) error {
+// on it, unless they already hold everything it gives there. It runs inside
+// the change c that creates the group, and records the grant in its audit
+// entry: a group is never left without its owner grant.
+func (a *API) ownGroup(ctx context.Context, r *http.Request, c *store.Change, group string) error {
 	actor := principalName(r)
-	v, err := a.view(r.Context())
+	v, err := a.view(ctx)
 	if err != nil {
 		return err
 	}
@@ -775,11 +905,12 @@ func (a *API) ownGroup(r *http.Request, group string) error {
 	if err != nil {
 		return err
 	}
-	g, err := st.CreateGrant(r.Context(), store.Grant{Grant: access.OwnerGrant(store.NewGrantID(), actor, group), CreatedBy: actor})
+	g, err := st.CreateGrant(ctx, store.Grant{Grant: access.OwnerGrant(store.NewGrantID(), actor, group), CreatedBy: actor})
 	if err != nil {
 		return fmt.Errorf("give %s the group-owner role on new group %s: %w", actor, group, err)
 	}
-	a.audit(r, "grant.create", g.ID, fmt.Sprintf("role %s to %s on %s (creator of the group)", g.Role, g.Subject, g.Scope))
+	c.Audit.Detail += fmt.Sprintf("; grant %s: role %s to %s on %s (creator of the group)", g.ID, g.Role, g.Subject, g.Scope)
+	c.After = grantView(g)
 	return nil
 }
 
@@ -859,10 +990,13 @@ func (a *API) issueToken(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	rec := store.OperatorToken{ID: c.ID, User: actor, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt}
-	if err := st.RecordToken(r.Context(), rec); err != nil {
+	err = a.change(r, store.AuditSecurity, "token.issue", c.ID, "expires "+c.ExpiresAt.Format(time.RFC3339), func(ctx context.Context, ch *store.Change) error {
+		ch.After = tokenView(rec)
+		return st.RecordToken(ctx, rec)
+	})
+	if err != nil {
 		return err
 	}
-	a.auditAs(r, actor, store.AuditSecurity, "token.issue", c.ID, "expires "+c.ExpiresAt.Format(time.RFC3339))
 	out := tokenView(rec)
 	out.Token = token
 	return writeJSON(w, http.StatusCreated, out)
@@ -907,12 +1041,19 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request) error {
 		// Do not tell others' token ids from unknown ones.
 		return a.denied(r, access.ControllerManageTokens, access.ControllerResource(), v.Decide(actor, access.ControllerManageTokens, access.ControllerResource()))
 	}
-	t, err = st.RevokeToken(r.Context(), id, actor)
+	before := t
+	err = a.change(r, store.AuditSecurity, "token.revoke", id, "token of "+t.User, func(ctx context.Context, c *store.Change) error {
+		c.DirtyAll() // every document lists the revoked tokens
+		var err error
+		if t, err = st.RevokeToken(ctx, id, actor); err != nil {
+			return err
+		}
+		c.Before, c.After = tokenView(before), tokenView(t)
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	a.changed()
-	a.auditAs(r, actor, store.AuditSecurity, "token.revoke", id, "token of "+t.User)
 	return writeJSON(w, http.StatusOK, tokenView(t))
 }
 
@@ -979,11 +1120,13 @@ func (a *API) setBanner(w http.ResponseWriter, r *http.Request) error {
 	if len(req.Banner) > maxBannerBytes {
 		return errorf(http.StatusBadRequest, "banner is %d bytes; the limit is %d", len(req.Banner), maxBannerBytes)
 	}
-	if err := st.SetSetting(r.Context(), SettingBanner, req.Banner); err != nil {
+	err = a.change(r, store.AuditChange, "settings.banner", SettingBanner, req.Banner, func(ctx context.Context, c *store.Change) error {
+		c.DirtyAll()
+		return st.SetSetting(ctx, SettingBanner, req.Banner)
+	})
+	if err != nil {
 		return err
 	}
-	a.changed()
-	a.audit(r, "settings.banner", SettingBanner, req.Banner)
 	return a.writeSettings(w, r)
 }
 
@@ -1002,11 +1145,18 @@ func (a *API) setSideload(w http.ResponseWriter, r *http.Request) error {
 	if req.Policy != apiv1.SideloadAllow && req.Policy != apiv1.SideloadDeny {
 		return errorf(http.StatusBadRequest, "policy %q: want allow or deny", req.Policy)
 	}
-	if err := st.SetSetting(r.Context(), SettingSideload, req.Policy); err != nil {
+	err = a.change(r, store.AuditSecurity, "settings.sideload", "global", req.Policy, func(ctx context.Context, c *store.Change) error {
+		c.DirtyAll()
+		before, err := st.ListSettings(ctx)
+		if err != nil {
+			return err
+		}
+		c.Before, c.After = sideloadState(before[SettingSideload]), sideloadState(req.Policy)
+		return st.SetSetting(ctx, SettingSideload, req.Policy)
+	})
+	if err != nil {
 		return err
 	}
-	a.changed()
-	a.auditAs(r, principalName(r), store.AuditSecurity, "settings.sideload", "global", req.Policy)
 	return a.writeSettings(w, r)
 }
 

@@ -9,8 +9,9 @@
 // (Authorization: Bearer); artifact downloads authenticate with the device's
 // client certificate instead. Each handler asks authorize whether the session's
 // user may do what it asks; every change is written to the audit log.
-// Changes that affect desired-state documents call Options.Changed, which
-// triggers a recompilation.
+// Every change runs through API.change: one store transaction with its audit
+// entry, the change sequence and the dirty marks of the devices whose
+// documents it may alter; then Options.Changed wakes the reconcile loop.
 package api
 
 import (
@@ -45,9 +46,9 @@ type Options struct {
 	Membership Membership // required
 	Sessions   *auth.Sessions
 
-	// Changed is called after every successful change that affects
-	// desired-state documents (enrollment, approval, labels, deletion,
-	// groups). It must not block. Nil: nothing is called.
+	// Changed is called after every committed change (it wakes the
+	// reconcile loop, which compiles the devices the change marked dirty).
+	// It must not block. Nil: nothing is called.
 	Changed func()
 
 	// MQTTURL and HTTPURL are returned to enrolling devices: the broker
@@ -293,12 +294,20 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// changed tells the compiler that documents must be recompiled.
-func (a *API) changed() {
-	if a.authz != nil {
-		a.authz.Invalidate()
+// change runs fn as one change made by the request's user: fn's writes
+// (store calls with the context fn gets), the audit entry (kind, action,
+// target, detail; fn may complete it through c.Audit, and set c.Before and
+// c.After), a bump of the change sequence and the dirty marks fn sets are
+// one transaction (store.DB.Change). Only after the commit is the
+// reconcile loop woken. There is no other way for a handler to change
+// state: no change without its audit entry, no entry after the fact.
+func (a *API) change(r *http.Request, kind, action, target, detail string, fn func(ctx context.Context, c *store.Change) error) error {
+	e := store.AuditEntry{At: a.now(), Actor: a.user(r), Action: action, Target: target, Detail: detail, Source: r.RemoteAddr, Kind: kind}
+	if _, err := a.opts.Store.Change(r.Context(), e, fn); err != nil {
+		return err
 	}
 	if a.opts.Changed != nil {
 		a.opts.Changed()
 	}
+	return nil
 }

@@ -127,13 +127,23 @@ func (a *API) addPublisherKey(w http.ResponseWriter, r *http.Request) error {
 	if err := a.authorize(r, actTrust, resController); err != nil {
 		return err
 	}
-	p, err := apps.AddPublisherKey(r.Context(), req.Name, req.KeyPEM, a.user(r), a.now())
+	var p store.Publisher
+	err = a.change(r, store.AuditSecurity, "publisher.add-key", req.Name, "", func(ctx context.Context, c *store.Change) error {
+		c.DirtyAll() // every document carries the trusted publisher keys
+		if before, err := apps.GetPublisher(ctx, req.Name); err == nil {
+			c.Before = publisherView(before)
+		}
+		var err error
+		if p, err = apps.AddPublisherKey(ctx, req.Name, req.KeyPEM, a.user(r), a.now()); err != nil {
+			return err
+		}
+		key, _ := store.KeyID(req.KeyPEM) // the store parsed it already
+		c.Audit.Target, c.Audit.Detail, c.After = p.Name, "key="+key, publisherView(p)
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	a.changed()
-	key, _ := store.KeyID(req.KeyPEM) // the store parsed it already
-	a.auditAs(r, a.user(r), store.AuditSecurity, "publisher.add-key", p.Name, "key="+key)
 	return writeJSON(w, http.StatusCreated, publisherView(p))
 }
 
@@ -165,11 +175,24 @@ func (a *API) removePublisher(w http.ResponseWriter, r *http.Request) error {
 	if err := a.authorize(r, actTrust, resController); err != nil {
 		return err
 	}
-	if err := apps.RemovePublisher(r.Context(), name, a.now()); err != nil {
+	err = a.change(r, store.AuditSecurity, "publisher.remove", name, "all keys removed; its apps are no longer installable", func(ctx context.Context, c *store.Change) error {
+		c.DirtyAll()
+		before, err := apps.GetPublisher(ctx, name)
+		if err != nil {
+			return err
+		}
+		if err := apps.RemovePublisher(ctx, name, a.now()); err != nil {
+			return err
+		}
+		c.Before = publisherView(before)
+		if after, err := apps.GetPublisher(ctx, name); err == nil {
+			c.After = publisherView(after)
+		}
+		return nil
+	})
+	if err != nil {
 		return err
 	}
-	a.changed()
-	a.auditAs(r, a.user(r), store.AuditSecurity, "publisher.remove", name, "all keys removed; its apps are no longer installable")
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -183,12 +206,22 @@ func (a *API) removePublisherKey(w http.ResponseWriter, r *http.Request) error {
 	if err := a.authorize(r, actTrust, resController); err != nil {
 		return err
 	}
-	p, err := apps.RemovePublisherKey(r.Context(), name, key, a.now())
+	var p store.Publisher
+	err = a.change(r, store.AuditSecurity, "publisher.remove-key", name, "key="+key, func(ctx context.Context, c *store.Change) error {
+		c.DirtyAll()
+		before, err := apps.GetPublisher(ctx, name)
+		if err != nil {
+			return err
+		}
+		if p, err = apps.RemovePublisherKey(ctx, name, key, a.now()); err != nil {
+			return err
+		}
+		c.Before, c.After = publisherView(before), publisherView(p)
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	a.changed()
-	a.auditAs(r, a.user(r), store.AuditSecurity, "publisher.remove-key", name, "key="+key)
 	return writeJSON(w, http.StatusOK, publisherView(p))
 }
 
@@ -358,7 +391,9 @@ func (a *API) pushApp(w http.ResponseWriter, r *http.Request) error {
 		rec.Artifacts = append(rec.Artifacts, store.AppArtifact{Path: art.Path, SHA256: art.SHA256, Size: art.Size})
 	}
 	a.apps.mu.Lock()
-	err = apps.PutAppVersion(context.WithoutCancel(ctx), rec)
+	err = a.change(r.WithContext(context.WithoutCancel(ctx)), store.AuditChange, "app.push", target,
+		fmt.Sprintf("publisher=%s key=%s artifacts=%d new_objects=%d", m.Publisher, rec.KeyID, len(m.Artifacts), len(v.NewObjects)),
+		func(ctx context.Context, c *store.Change) error { return apps.PutAppVersion(ctx, rec) })
 	push.Close()
 	if err != nil {
 		// Collect what this push alone added; the lock keeps a concurrent
@@ -371,7 +406,6 @@ func (a *API) pushApp(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	a.audit(r, "app.push", target, fmt.Sprintf("publisher=%s key=%s artifacts=%d new_objects=%d", m.Publisher, rec.KeyID, len(m.Artifacts), len(v.NewObjects)))
 	return writeJSON(w, http.StatusCreated, versionView(rec, m, nil, true))
 }
 
@@ -715,15 +749,21 @@ func (a *API) assignApp(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	forced := req.Force && res.Verdict == apiv1.VerdictWarn
-	s, err := apps.AssignApp(r.Context(), store.Assignment{App: name, Version: req.Version, Group: req.Group, Forced: forced, AssignedBy: a.user(r), AssignedAt: a.now()})
+	kind, action, detail := store.AuditChange, "app.assign", "group="+req.Group
+	if forced {
+		kind, action, detail = store.AuditSecurity, "app.assign-forced", "group="+req.Group+" Warn overridden: "+verdictSummary(res, apiv1.VerdictWarn)
+	}
+	var s store.Assignment
+	err = a.change(r, kind, action, target, detail, func(ctx context.Context, c *store.Change) error {
+		if err := c.DirtyGroups(ctx, req.Group); err != nil {
+			return err
+		}
+		var err error
+		s, err = apps.AssignApp(ctx, store.Assignment{App: name, Version: req.Version, Group: req.Group, Forced: forced, AssignedBy: a.user(r), AssignedAt: a.now()})
+		return err
+	})
 	if err != nil {
 		return err
-	}
-	a.changed()
-	if forced {
-		a.auditAs(r, a.user(r), store.AuditSecurity, "app.assign-forced", target, "group="+req.Group+" Warn overridden: "+verdictSummary(res, apiv1.VerdictWarn))
-	} else {
-		a.audit(r, "app.assign", target, "group="+req.Group)
 	}
 	return writeJSON(w, http.StatusOK, apiv1.AssignResponse{Assignment: assignmentView(s), Check: res})
 }
@@ -737,11 +777,15 @@ func (a *API) unassignApp(w http.ResponseWriter, r *http.Request) error {
 	if err := a.authorize(r, actAppDeploy, resApp(name)); err != nil {
 		return err
 	}
-	if err := apps.UnassignApp(r.Context(), name, group); err != nil {
+	err = a.change(r, store.AuditChange, "app.unassign", name, "group="+group, func(ctx context.Context, c *store.Change) error {
+		if err := c.DirtyGroups(ctx, group); err != nil {
+			return err
+		}
+		return apps.UnassignApp(ctx, name, group)
+	})
+	if err != nil {
 		return err
 	}
-	a.changed()
-	a.audit(r, "app.unassign", name, "group="+group)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -758,22 +802,23 @@ func (a *API) deleteAppVersion(w http.ResponseWriter, r *http.Request) error {
 	ctx := context.WithoutCancel(r.Context())
 	a.apps.mu.Lock()
 	defer a.apps.mu.Unlock()
-	if err := apps.DeleteAppVersion(ctx, name, version); err != nil {
+	err = a.change(r.WithContext(ctx), store.AuditChange, "app.delete-version", name+"@"+version, "unreferenced artifacts are collected after the commit",
+		func(ctx context.Context, c *store.Change) error { return apps.DeleteAppVersion(ctx, name, version) })
+	if err != nil {
 		return err
 	}
-	detail := ""
+	// Files go only after the commit: a failed commit keeps the version and
+	// its artifacts together.
 	refs, err := apps.ReferencedArtifacts(ctx)
 	if err == nil {
 		var removed []string
 		removed, err = cat.GC(ctx, refs)
-		detail = fmt.Sprintf("artifacts deleted: %d", len(removed))
+		a.log.Info("collected unused artifacts", "app", name, "version", version, "removed", len(removed))
 	}
 	if err != nil {
 		// The version is gone; leftovers go with the next collection.
 		a.log.Error("collect unused artifacts", "err", err)
-		detail = "artifact collection failed: " + err.Error()
 	}
-	a.audit(r, "app.delete-version", name+"@"+version, detail)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

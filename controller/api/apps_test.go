@@ -96,6 +96,8 @@ func newAppsEnv(t *testing.T) *appsEnv {
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Apps:     db,
 		Catalog:  catalog.New(st),
+
+		TokenSigner: tokenSigner(t),
 	})
 	srv := httptest.NewUnstartedServer(a.Handler())
 	caPool := x509.NewCertPool()

@@ -46,7 +46,12 @@ type Store interface {
 	// never set.
 	GetSetting(ctx context.Context, key string) (string, error)
 
+	// AppendAudit records what changes nothing (a refusal, a login).
 	AppendAudit(ctx context.Context, e store.AuditEntry) (store.AuditEntry, error)
+	// Change runs fn as one change (see store.DB.Change): the writes fn
+	// makes with the context it gets, audit's entry, a bump of the change
+	// sequence and the dirty marks commit together or not at all.
+	Change(ctx context.Context, audit store.AuditEntry, fn func(ctx context.Context, c *store.Change) error) (store.Committed, error)
 
 	ListDesired(ctx context.Context) ([]store.DesiredRecord, error)
 }

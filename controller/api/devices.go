@@ -137,12 +137,16 @@ func (a *API) approveDevice(w http.ResponseWriter, r *http.Request) error {
 	if err := a.authorize(r, actDeviceManage, resDevice(id)); err != nil {
 		return err
 	}
-	d, err := a.opts.Store.ApproveDevice(r.Context(), id)
+	var d store.Device
+	err := a.change(r, store.AuditChange, "device.approve", id, "", func(ctx context.Context, c *store.Change) error {
+		c.DirtyDevices(id)
+		var err error
+		d, err = a.opts.Store.ApproveDevice(ctx, id)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	a.changed()
-	a.audit(r, "device.approve", id, "")
 	return a.writeDevice(w, r, d)
 }
 
@@ -160,12 +164,16 @@ func (a *API) setDeviceLabels(w http.ResponseWriter, r *http.Request) error {
 	if len(req.Labels) == 0 {
 		return errorf(http.StatusBadRequest, "labels is required: give at least one key (an empty value removes the key)")
 	}
-	d, err := a.opts.Store.SetDeviceLabels(r.Context(), id, req.Labels)
+	var d store.Device
+	err := a.change(r, store.AuditChange, "device.label", id, formatLabels(req.Labels), func(ctx context.Context, c *store.Change) error {
+		c.DirtyDevices(id)
+		var err error
+		d, err = a.opts.Store.SetDeviceLabels(ctx, id, req.Labels)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	a.changed()
-	a.audit(r, "device.label", id, formatLabels(req.Labels))
 	return a.writeDevice(w, r, d)
 }
 
@@ -174,11 +182,13 @@ func (a *API) deleteDevice(w http.ResponseWriter, r *http.Request) error {
 	if err := a.authorize(r, actDeviceManage, resDevice(id)); err != nil {
 		return err
 	}
-	if err := a.opts.Store.DeleteDevice(r.Context(), id); err != nil {
+	err := a.change(r, store.AuditChange, "device.delete", id, "", func(ctx context.Context, c *store.Change) error {
+		c.DirtyDevices(id)
+		return a.opts.Store.DeleteDevice(ctx, id)
+	})
+	if err != nil {
 		return err
 	}
-	a.changed()
-	a.audit(r, "device.delete", id, "")
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -71,24 +72,35 @@ func (a *API) createEnrollToken(w http.ResponseWriter, r *http.Request) error {
 	}
 	now := a.now().UTC().Truncate(time.Second)
 	token := EnrollTokenPrefix + base64.RawURLEncoding.EncodeToString(secret)
-	saved, err := a.opts.Store.CreateEnrollToken(r.Context(), store.EnrollToken{
-		ID:        "et_" + randomHex(8),
-		Hash:      HashEnrollToken(token),
-		Groups:    nonNil(req.Groups),
-		Labels:    nonNilMap(req.Labels),
-		MaxUses:   req.Uses,
-		ExpiresAt: now.Add(ttl),
-		Approval:  req.Approval,
-		CreatedAt: now,
-		CreatedBy: p.User,
+	var saved store.EnrollToken
+	err := a.change(r, store.AuditChange, "enroll-token.create", "", "", func(ctx context.Context, c *store.Change) error {
+		var err error
+		saved, err = a.opts.Store.CreateEnrollToken(ctx, store.EnrollToken{
+			ID:        "et_" + randomHex(8),
+			Hash:      HashEnrollToken(token),
+			Groups:    nonNil(req.Groups),
+			Labels:    nonNilMap(req.Labels),
+			MaxUses:   req.Uses,
+			ExpiresAt: now.Add(ttl),
+			Approval:  req.Approval,
+			CreatedAt: now,
+			CreatedBy: p.User,
+		})
+		if err != nil {
+			return err
+		}
+		v := enrollTokenView(saved)
+		c.Audit.Target = v.ID
+		c.Audit.Detail = fmt.Sprintf("uses=%d expires=%s approval=%t groups=%s labels=%s",
+			v.MaxUses, v.ExpiresAt.Format(time.RFC3339), v.Approval, strings.Join(v.Groups, ","), formatLabels(v.Labels))
+		c.After = v
+		return nil
 	})
 	if err != nil {
 		return err
 	}
 	tok := enrollTokenView(saved)
 	tok.Token = token // the only time the secret leaves the controller
-	a.audit(r, "enroll-token.create", tok.ID, fmt.Sprintf("uses=%d expires=%s approval=%t groups=%s labels=%s",
-		tok.MaxUses, tok.ExpiresAt.Format(time.RFC3339), tok.Approval, strings.Join(tok.Groups, ","), formatLabels(tok.Labels)))
 	return writeJSON(w, http.StatusCreated, tok)
 }
 
@@ -112,10 +124,12 @@ func (a *API) revokeEnrollToken(w http.ResponseWriter, r *http.Request) error {
 	if err := a.authorize(r, actEnrollTokensManage, resEnrollToken(id)); err != nil {
 		return err
 	}
-	if err := a.opts.Store.RevokeEnrollToken(r.Context(), id); err != nil {
+	err := a.change(r, store.AuditChange, "enroll-token.revoke", id, "", func(ctx context.Context, c *store.Change) error {
+		return a.opts.Store.RevokeEnrollToken(ctx, id)
+	})
+	if err != nil {
 		return err
 	}
-	a.audit(r, "enroll-token.revoke", id, "")
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -155,8 +169,7 @@ func (a *API) enroll(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	hash := HashEnrollToken(req.Token)
-	tok, err := a.checkEnrollToken(r, hash)
-	if err != nil {
+	if _, err := a.checkEnrollToken(r, hash); err != nil {
 		a.auditAs(r, "device:"+deviceID, store.AuditSecurity, "device.enroll-refused", deviceID, err.Error())
 		return err
 	}
@@ -164,19 +177,27 @@ func (a *API) enroll(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("enroll %s: sign certificate: %w", deviceID, err)
 	}
-	dev, tok, err := a.opts.Store.Enroll(r.Context(), hash, store.NewDevice{
-		ID:         deviceID,
-		Labels:     req.Labels,
-		CertSerial: serial,
-		At:         a.now().UTC(),
+	var dev store.Device
+	err = a.change(r, store.AuditChange, "device.enroll", deviceID, "", func(ctx context.Context, c *store.Change) error {
+		c.Audit.Actor = "device:" + deviceID
+		c.DirtyDevices(deviceID)
+		d, tok, err := a.opts.Store.Enroll(ctx, hash, store.NewDevice{
+			ID:         deviceID,
+			Labels:     req.Labels,
+			CertSerial: serial,
+			At:         a.now().UTC(),
+		})
+		if err != nil {
+			return err
+		}
+		dev = d
+		c.Audit.Detail = fmt.Sprintf("token=%s state=%s serial=%s labels=%s", tok.ID, dev.State, serial, formatLabels(dev.Labels))
+		return nil
 	})
 	if err != nil {
 		a.auditAs(r, "device:"+deviceID, store.AuditSecurity, "device.enroll-refused", deviceID, err.Error())
 		return err
 	}
-	a.changed()
-	a.auditAs(r, "device:"+deviceID, store.AuditChange, "device.enroll", deviceID,
-		fmt.Sprintf("token=%s state=%s serial=%s labels=%s", tok.ID, dev.State, serial, formatLabels(dev.Labels)))
 	return writeJSON(w, http.StatusOK, protocol.EnrollResponse{
 		DeviceID:        dev.ID,
 		CertificatePEM:  string(certPEM),

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -179,11 +180,17 @@ func (a *API) setGroupSideload(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusBadRequest, "policy %q: want allow or deny (to remove the override: DELETE, or `edgewarden settings sideload inherit --group %s`)", req.Policy, name)
 	}
 	user := principalName(r)
-	if _, err := ss.SetSideloadOverride(r.Context(), store.SideloadOverride{Group: name, Policy: req.Policy, SetBy: user, SetAt: a.now()}); err != nil {
+	err = a.change(r, store.AuditSecurity, "settings.sideload", resGroup(name), req.Policy+" (group override)", func(ctx context.Context, c *store.Change) error {
+		if err := c.DirtyGroups(ctx, name); err != nil {
+			return err
+		}
+		c.Before, c.After = a.groupSideloadState(ctx, ss, name), sideloadState(req.Policy)
+		_, err := ss.SetSideloadOverride(ctx, store.SideloadOverride{Group: name, Policy: req.Policy, SetBy: user, SetAt: a.now()})
+		return err
+	})
+	if err != nil {
 		return err
 	}
-	a.changed()
-	a.auditAs(r, user, store.AuditSecurity, "settings.sideload", resGroup(name), req.Policy+" (group override)")
 	return a.writeSettings(w, r)
 }
 
@@ -199,15 +206,40 @@ func (a *API) deleteGroupSideload(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	had, err := ss.DeleteSideloadOverride(r.Context(), name)
-	if err != nil {
+	err = a.change(r, store.AuditSecurity, "settings.sideload", resGroup(name), "inherit (group override removed)", func(ctx context.Context, c *store.Change) error {
+		if err := c.DirtyGroups(ctx, name); err != nil {
+			return err
+		}
+		c.Before = a.groupSideloadState(ctx, ss, name)
+		had, err := ss.DeleteSideloadOverride(ctx, name)
+		if err == nil && !had {
+			return errNothingToChange
+		}
+		return err
+	})
+	if err != nil && !errors.Is(err, errNothingToChange) {
 		return err
 	}
-	if had {
-		a.changed()
-		a.auditAs(r, principalName(r), store.AuditSecurity, "settings.sideload", resGroup(name), "inherit (group override removed)")
-	}
 	return a.writeSettings(w, r)
+}
+
+// errNothingToChange rolls back a change that turned out to change nothing,
+// so it leaves no audit entry.
+var errNothingToChange = errors.New("nothing to change")
+
+// groupSideloadState is a group's sideload override as audit entries record
+// it: its policy, or "inherit" without one.
+func (a *API) groupSideloadState(ctx context.Context, ss SideloadStore, group string) map[string]string {
+	os, err := ss.ListSideloadOverrides(ctx)
+	if err != nil {
+		return nil
+	}
+	for _, o := range os {
+		if o.Group == group {
+			return map[string]string{"policy": o.Policy}
+		}
+	}
+	return map[string]string{"policy": "inherit"}
 }
 
 func (a *API) writeSettings(w http.ResponseWriter, r *http.Request) error {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"strings"
 
@@ -39,16 +40,20 @@ func (a *API) createGroup(w http.ResponseWriter, r *http.Request) error {
 	if err := a.authorize(r, actGroupCreate, resController); err != nil {
 		return err
 	}
-	g, err := a.opts.Store.CreateGroup(r.Context(), req.Name, req.Selector)
+	var g store.Group
+	err := a.change(r, store.AuditChange, "group.create", req.Name, "selector="+req.Selector, func(ctx context.Context, c *store.Change) error {
+		var err error
+		if g, err = a.opts.Store.CreateGroup(ctx, req.Name, req.Selector); err != nil {
+			return err
+		}
+		if err := c.DirtyGroups(ctx, req.Name); err != nil {
+			return err
+		}
+		return a.ownGroup(ctx, r, c, req.Name)
+	})
 	if err != nil {
 		return err
 	}
-	ownErr := a.ownGroup(r, req.Name)
-	a.changed()
-	if ownErr != nil {
-		return ownErr
-	}
-	a.audit(r, "group.create", req.Name, "selector="+req.Selector)
 	return a.writeGroup(w, r, g, http.StatusCreated)
 }
 
@@ -94,11 +99,15 @@ func (a *API) deleteGroup(w http.ResponseWriter, r *http.Request) error {
 	if err := a.authorize(r, actGroupDelete, resGroup(name)); err != nil {
 		return err
 	}
-	if err := a.opts.Store.DeleteGroup(r.Context(), name); err != nil {
+	err := a.change(r, store.AuditChange, "group.delete", name, "", func(ctx context.Context, c *store.Change) error {
+		if err := c.DirtyGroups(ctx, name); err != nil {
+			return err
+		}
+		return a.opts.Store.DeleteGroup(ctx, name)
+	})
+	if err != nil {
 		return err
 	}
-	a.changed()
-	a.audit(r, "group.delete", name, "")
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -135,12 +144,16 @@ func (a *API) changeGroupDevices(w http.ResponseWriter, r *http.Request, add boo
 	if !add {
 		action, change = "group.remove-devices", a.opts.Store.RemoveGroupDevices
 	}
-	g, err := change(r.Context(), name, req.Devices)
+	var g store.Group
+	err := a.change(r, store.AuditChange, action, name, strings.Join(req.Devices, ","), func(ctx context.Context, c *store.Change) error {
+		c.DirtyDevices(req.Devices...)
+		var err error
+		g, err = change(ctx, name, req.Devices)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	a.changed()
-	a.audit(r, action, name, strings.Join(req.Devices, ","))
 	return a.writeGroup(w, r, g, http.StatusOK)
 }
 
@@ -164,12 +177,18 @@ func (a *API) includeGroup(w http.ResponseWriter, r *http.Request) error {
 	if err := a.authorize(r, actGroupShare, resGroup(req.Group)); err != nil {
 		return err
 	}
-	g, err := a.opts.Store.IncludeGroup(r.Context(), name, req.Group)
+	var g store.Group
+	err := a.change(r, store.AuditChange, "group.include", name, req.Group, func(ctx context.Context, c *store.Change) error {
+		if err := c.DirtyGroups(ctx, req.Group); err != nil {
+			return err
+		}
+		var err error
+		g, err = a.opts.Store.IncludeGroup(ctx, name, req.Group)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	a.changed()
-	a.audit(r, "group.include", name, req.Group)
 	return a.writeGroup(w, r, g, http.StatusOK)
 }
 
@@ -178,11 +197,17 @@ func (a *API) excludeGroup(w http.ResponseWriter, r *http.Request) error {
 	if err := a.authorize(r, actGroupMembers, resGroup(name)); err != nil {
 		return err
 	}
-	g, err := a.opts.Store.ExcludeGroup(r.Context(), name, child)
+	var g store.Group
+	err := a.change(r, store.AuditChange, "group.exclude", name, child, func(ctx context.Context, c *store.Change) error {
+		if err := c.DirtyGroups(ctx, child); err != nil {
+			return err
+		}
+		var err error
+		g, err = a.opts.Store.ExcludeGroup(ctx, name, child)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	a.changed()
-	a.audit(r, "group.exclude", name, child)
 	return a.writeGroup(w, r, g, http.StatusOK)
 }

@@ -121,9 +121,13 @@ func TestRealStore(t *testing.T) {
 	if err := c.DeleteDevice(ctx, "press-01"); err != nil {
 		t.Fatal(err)
 	}
-	// 2 group creates, enroll, approve, label, include, delete.
-	if n := changes.Load(); n != 7 {
-		t.Errorf("Changed called %d times, want 7", n)
+	// Every committed change wakes the loop: 2 group creates, enrollment
+	// token, enroll, approve, label, include, delete.
+	if n := changes.Load(); n != 8 {
+		t.Errorf("Changed called %d times, want 8", n)
+	}
+	if seq, err := db.ChangeSeq(ctx); err != nil || seq != 8 {
+		t.Errorf("change sequence %d, %v; want 8", seq, err)
 	}
 	entries, err := db.ListAudit(ctx, store.AuditFilter{})
 	if err != nil {

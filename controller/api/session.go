@@ -144,17 +144,9 @@ func (a *API) denied(r *http.Request, act access.Action, res access.Resource, d 
 	return errorf(http.StatusForbidden, "%s may not %s on %s: %s; ask an admin for a grant (see `edgewarden access explain`)", p.User, act, res, d.Reason)
 }
 
-// audit appends one entry for a change made by the request's user. The
-// change has already happened, so a failure to record it is logged, not
-// returned.
-func (a *API) audit(r *http.Request, action, target, detail string) {
-	actor := "anonymous"
-	if p, ok := principalOf(r); ok {
-		actor = p.User
-	}
-	a.auditAs(r, actor, store.AuditChange, action, target, detail)
-}
-
+// auditAs records what changes nothing: a refused request, a login, a
+// failed login. Changes record their entry through API.change. A failure
+// to record is logged, not returned: the request's outcome stands.
 func (a *API) auditAs(r *http.Request, actor, kind, action, target, detail string) {
 	e := store.AuditEntry{
 		At:     a.now(),

@@ -159,25 +159,31 @@ func (v *View) DevicePolicy(id string) access.Policy {
 
 // Source reads what a View is compiled from; *store.DB implements it.
 type Source interface {
+	// AccessSnapshot reads committed state, with the change sequence it
+	// reflects in Snapshot.Seq.
 	AccessSnapshot(ctx context.Context) (*store.Snapshot, error)
+	// ChangeSeq returns the sequence number of the last committed change.
+	ChangeSeq(ctx context.Context) (uint64, error)
 }
 
 var _ Source = (*store.DB)(nil)
 
-// Authorizer holds the current View and rebuilds it, on the next request,
-// after Invalidate. It holds no goroutines. A failed rebuild is returned
-// to the caller (the request fails closed) and retried on the next call.
+// Authorizer holds the current View, keyed on the store's change sequence:
+// a request that finds the sequence moved rebuilds the View first, so any
+// process reading the store after a commit decides on the same truth, and
+// nobody has to remember to invalidate anything. It holds no goroutines. A
+// failed rebuild is returned to the caller (the request fails closed) and
+// retried on the next call.
 type Authorizer struct {
 	src Source
 	log *slog.Logger
 
-	gen atomic.Uint64 // bumped by Invalidate
 	cur atomic.Pointer[built]
 	mu  sync.Mutex // one rebuild at a time
 }
 
 type built struct {
-	gen  uint64
+	seq  uint64
 	view *View
 }
 
@@ -187,28 +193,23 @@ func New(src Source, log *slog.Logger) *Authorizer {
 	if log == nil {
 		log = slog.Default()
 	}
-	a := &Authorizer{src: src, log: log}
-	a.gen.Store(1)
-	return a
+	return &Authorizer{src: src, log: log}
 }
 
-// Invalidate marks the current View stale: call it after every committed
-// change to users, teams, roles, grants, devices or groups. It never
-// blocks.
-func (a *Authorizer) Invalidate() { a.gen.Add(1) }
-
-// View returns the current View, rebuilding it first when something changed
-// since it was built.
+// View returns the View of the last committed change, rebuilding it first
+// when the change sequence moved since it was built.
 func (a *Authorizer) View(ctx context.Context) (*View, error) {
-	want := a.gen.Load()
-	if b := a.cur.Load(); b != nil && b.gen == want {
+	seq, err := a.src.ChangeSeq(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read access rules: %w", err)
+	}
+	if b := a.cur.Load(); b != nil && b.seq == seq {
 		return b.view, nil
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	want = a.gen.Load() // read before the snapshot: a later change re-invalidates
-	if b := a.cur.Load(); b != nil && b.gen == want {
-		return b.view, nil
+	if b := a.cur.Load(); b != nil && b.seq >= seq {
+		return b.view, nil // another request rebuilt it meanwhile
 	}
 	snap, err := a.src.AccessSnapshot(ctx)
 	if err != nil {
@@ -222,6 +223,6 @@ func (a *Authorizer) View(ctx context.Context) (*View, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.cur.Store(&built{gen: want, view: v})
+	a.cur.Store(&built{seq: snap.Seq, view: v})
 	return v, nil
 }

@@ -424,7 +424,7 @@ func (s *Server) reconcileNext(ctx context.Context) (time.Duration, error) {
 	}
 	// Store before publishing: a document is never on the wire without
 	// its revision being recorded, so revisions only grow across crashes.
-	if err := s.db.PutDesired(ctx, recs); err != nil {
+	if err := s.db.PutCompiled(ctx, recs, snap.Dirty.Seq); err != nil {
 		return 0, fmt.Errorf("store %d documents: %w", len(recs), err)
 	}
 	for _, r := range recs {

@@ -220,12 +220,12 @@ func getTeam(ctx context.Context, q queryer, name string) (Team, error) {
 
 // GetTeam returns one team with its members.
 func (db *DB) GetTeam(ctx context.Context, name string) (Team, error) {
-	return getTeam(ctx, db.read, name)
+	return getTeam(ctx, db.reader(ctx), name)
 }
 
 // ListTeams returns every team with its members, sorted by name.
 func (db *DB) ListTeams(ctx context.Context) ([]Team, error) {
-	return listTeams(ctx, db.read)
+	return listTeams(ctx, db.reader(ctx))
 }
 
 func listTeams(ctx context.Context, q queryer) ([]Team, error) {
@@ -466,12 +466,12 @@ func getRole(ctx context.Context, q queryer, name string) (Role, error) {
 
 // GetRole returns a built-in or custom role.
 func (db *DB) GetRole(ctx context.Context, name string) (Role, error) {
-	return getRole(ctx, db.read, name)
+	return getRole(ctx, db.reader(ctx), name)
 }
 
 // ListRoles returns the built-in roles, then the custom ones by name.
 func (db *DB) ListRoles(ctx context.Context) ([]Role, error) {
-	custom, err := listCustomRoles(ctx, db.read)
+	custom, err := listCustomRoles(ctx, db.reader(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -596,7 +596,7 @@ func scanGrant(row interface{ Scan(...any) error }) (Grant, error) {
 
 // GetGrant returns one grant.
 func (db *DB) GetGrant(ctx context.Context, id string) (Grant, error) {
-	g, err := scanGrant(db.read.QueryRowContext(ctx, `SELECT `+grantColumns+` FROM grants WHERE id = ?`, id))
+	g, err := scanGrant(db.reader(ctx).QueryRowContext(ctx, `SELECT `+grantColumns+` FROM grants WHERE id = ?`, id))
 	if isNoRows(err) {
 		return Grant{}, fmt.Errorf("%w: grant %s does not exist; list grants with `edgewarden grants ls`", ErrNotFound, id)
 	}
@@ -608,7 +608,7 @@ func (db *DB) GetGrant(ctx context.Context, id string) (Grant, error) {
 
 // ListGrants returns every grant, sorted by id.
 func (db *DB) ListGrants(ctx context.Context) ([]Grant, error) {
-	return listGrants(ctx, db.read)
+	return listGrants(ctx, db.reader(ctx))
 }
 
 func listGrants(ctx context.Context, q queryer) ([]Grant, error) {
@@ -751,7 +751,7 @@ func scanOpToken(row interface{ Scan(...any) error }) (OperatorToken, error) {
 
 // GetToken returns the record of one operator token.
 func (db *DB) GetToken(ctx context.Context, id string) (OperatorToken, error) {
-	t, err := scanOpToken(db.read.QueryRowContext(ctx, `SELECT `+opTokenColumns+` FROM operator_tokens WHERE id = ?`, id))
+	t, err := scanOpToken(db.reader(ctx).QueryRowContext(ctx, `SELECT `+opTokenColumns+` FROM operator_tokens WHERE id = ?`, id))
 	if isNoRows(err) {
 		return OperatorToken{}, fmt.Errorf("%w: operator token %s does not exist; list tokens with `edgewarden tokens ls`", ErrNotFound, id)
 	}
@@ -771,7 +771,7 @@ func (db *DB) ListTokens(ctx context.Context, user string) ([]OperatorToken, err
 		args = append(args, user)
 	}
 	q += ` ORDER BY issued_at DESC, id`
-	return queryTokens(ctx, db.read, q, args...)
+	return queryTokens(ctx, db.reader(ctx), q, args...)
 }
 
 func queryTokens(ctx context.Context, q queryer, query string, args ...any) ([]OperatorToken, error) {
@@ -830,11 +830,18 @@ func readAccess(ctx context.Context, q queryer, s *Snapshot, now time.Time) erro
 
 // AccessSnapshot reads, in one transaction, what deciding access needs:
 // devices, groups, settings, users, teams, roles, grants and revoked tokens
-// (everything in a Snapshot but the desired-state records).
+// (everything in a Snapshot but the desired-state records), with the change
+// sequence they reflect (Snapshot.Seq). It reads committed state only, also
+// when called from inside a change, so a view built from it can be cached
+// under its sequence.
 func (db *DB) AccessSnapshot(ctx context.Context) (*Snapshot, error) {
 	s := &Snapshot{}
+	ctx = committed(ctx)
 	err := db.view(ctx, func(tx *sql.Tx) error {
 		var err error
+		if err := tx.QueryRowContext(ctx, `SELECT seq FROM change_seq WHERE id = 1`).Scan(&s.Seq); err != nil {
+			return fmt.Errorf("read change sequence: %w", err)
+		}
 		if s.Devices, err = listDevices(ctx, tx); err != nil {
 			return err
 		}

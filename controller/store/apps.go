@@ -276,12 +276,12 @@ func getPublisher(ctx context.Context, q queryer, name string) (Publisher, error
 
 // GetPublisher returns one publisher (removed or not) with all its keys.
 func (db *DB) GetPublisher(ctx context.Context, name string) (Publisher, error) {
-	return getPublisher(ctx, db.read, name)
+	return getPublisher(ctx, db.reader(ctx), name)
 }
 
 // ListPublishers returns every publisher, removed ones included, by name.
 func (db *DB) ListPublishers(ctx context.Context) ([]Publisher, error) {
-	return listPublishers(ctx, db.read, "")
+	return listPublishers(ctx, db.reader(ctx), "")
 }
 
 // listPublishers lists every publisher, or only the one named only.
@@ -377,7 +377,7 @@ func (db *DB) PutAppVersion(ctx context.Context, v AppVersion) error {
 // build metadata does not order versions and devices could not tell them
 // apart when choosing which to run.
 func (db *DB) HasAppVersion(ctx context.Context, name, version string) (bool, error) {
-	same, err := samePrecedence(ctx, db.read, name, version)
+	same, err := samePrecedence(ctx, db.reader(ctx), name, version)
 	return same != "", err
 }
 
@@ -409,7 +409,7 @@ func samePrecedence(ctx context.Context, q queryer, name, version string) (strin
 
 // GetAppVersion returns one app version with its artifacts.
 func (db *DB) GetAppVersion(ctx context.Context, name, version string) (AppVersion, error) {
-	vs, err := listAppVersions(ctx, db.read, `WHERE v.name = ? AND v.version = ?`, name, version)
+	vs, err := listAppVersions(ctx, db.reader(ctx), `WHERE v.name = ? AND v.version = ?`, name, version)
 	if err != nil {
 		return AppVersion{}, err
 	}
@@ -421,7 +421,7 @@ func (db *DB) GetAppVersion(ctx context.Context, name, version string) (AppVersi
 
 // ListAppVersions returns every stored app version, by name then push time.
 func (db *DB) ListAppVersions(ctx context.Context) ([]AppVersion, error) {
-	return listAppVersions(ctx, db.read, "")
+	return listAppVersions(ctx, db.reader(ctx), "")
 }
 
 func listAppVersions(ctx context.Context, q queryer, where string, args ...any) ([]AppVersion, error) {
@@ -516,7 +516,7 @@ func (db *DB) DeleteAppVersion(ctx context.Context, name, version string) error 
 // ReferencedArtifacts returns the digest of every artifact a stored version
 // references: everything else in the artifact store may be collected.
 func (db *DB) ReferencedArtifacts(ctx context.Context) (map[string]bool, error) {
-	ds, err := queryStrings(ctx, db.read, `SELECT DISTINCT digest FROM app_artifacts`)
+	ds, err := queryStrings(ctx, db.reader(ctx), `SELECT DISTINCT digest FROM app_artifacts`)
 	if err != nil {
 		return nil, fmt.Errorf("list referenced artifacts: %w", err)
 	}
@@ -573,7 +573,7 @@ func (db *DB) UnassignApp(ctx context.Context, app, group string) error {
 
 // ListAssignments returns every assignment, by app then group.
 func (db *DB) ListAssignments(ctx context.Context) ([]Assignment, error) {
-	return listAssignments(ctx, db.read)
+	return listAssignments(ctx, db.reader(ctx))
 }
 
 func listAssignments(ctx context.Context, q queryer) ([]Assignment, error) {
@@ -600,7 +600,7 @@ func listAssignments(ctx context.Context, q queryer) ([]Assignment, error) {
 // AssignmentsWithArtifact returns the assignments of every version that
 // references the artifact digest.
 func (db *DB) AssignmentsWithArtifact(ctx context.Context, digest string) ([]Assignment, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT DISTINCT s.app, s.version, s.group_name, s.forced, s.assigned_by, s.assigned_at
+	rows, err := db.reader(ctx).QueryContext(ctx, `SELECT DISTINCT s.app, s.version, s.group_name, s.forced, s.assigned_by, s.assigned_at
 		FROM app_assignments s JOIN app_artifacts a ON a.name = s.app AND a.version = s.version
 		WHERE a.digest = ? ORDER BY s.app, s.group_name`, digest)
 	if err != nil {

@@ -24,34 +24,50 @@ type AuditFilter struct {
 	Limit int
 }
 
-// AppendAudit adds an entry to the audit log and returns it with its ID (and
-// At, when it was zero: now). Actor, Action and Kind are required.
+// AppendAudit adds an entry that records no change (a refused request, a
+// login, a malformed device message) to the audit log and returns it with
+// its ID (and At, when it was zero: now). Actor, Action and Kind are
+// required. A change records its entry through DB.Change instead, in the
+// change's own transaction.
 func (db *DB) AppendAudit(ctx context.Context, e AuditEntry) (AuditEntry, error) {
-	if e.Actor == "" || e.Action == "" {
-		return AuditEntry{}, fmt.Errorf("%w: audit entry needs an actor and an action", ErrInvalid)
-	}
-	switch e.Kind {
-	case AuditChange, AuditSecurity, AuditAccess:
-	default:
-		return AuditEntry{}, fmt.Errorf("%w: audit entry kind %q: want change, security or access", ErrInvalid, e.Kind)
+	if err := checkAudit(e); err != nil {
+		return AuditEntry{}, err
 	}
 	if e.At.IsZero() {
 		e.At = db.now()
 	}
 	e.At = fromUnixNano(unixNano(e.At))
 	err := db.update(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO audit (at, actor, action, target, detail, source, kind) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			unixNano(e.At), e.Actor, e.Action, e.Target, e.Detail, e.Source, e.Kind)
-		if err != nil {
-			return fmt.Errorf("append audit entry %s: %w", e.Action, err)
-		}
-		e.ID, err = res.LastInsertId()
+		var err error
+		e.ID, err = insertAudit(ctx, tx, e)
 		return err
 	})
 	if err != nil {
 		return AuditEntry{}, err
 	}
 	return e, nil
+}
+
+func checkAudit(e AuditEntry) error {
+	if e.Actor == "" || e.Action == "" {
+		return fmt.Errorf("%w: audit entry needs an actor and an action", ErrInvalid)
+	}
+	switch e.Kind {
+	case AuditChange, AuditSecurity, AuditAccess:
+	default:
+		return fmt.Errorf("%w: audit entry kind %q: want change, security or access", ErrInvalid, e.Kind)
+	}
+	return nil
+}
+
+func insertAudit(ctx context.Context, tx *sql.Tx, e AuditEntry) (int64, error) {
+	res, err := tx.ExecContext(ctx, `INSERT INTO audit (at, actor, action, target, detail, source, kind, change_seq, state_before, state_after)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		unixNano(e.At), e.Actor, e.Action, e.Target, e.Detail, e.Source, e.Kind, e.Seq, e.Before, e.After)
+	if err != nil {
+		return 0, fmt.Errorf("append audit entry %s: %w", e.Action, err)
+	}
+	return res.LastInsertId()
 }
 
 // ListAudit returns the audit entries the filter selects, newest first.
@@ -80,11 +96,11 @@ func (db *DB) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error
 }
 
 // auditColumns are the columns queryAudit scans, in order.
-const auditColumns = "id, at, actor, action, target, detail, source, kind"
+const auditColumns = "id, at, actor, action, target, detail, source, kind, change_seq, state_before, state_after"
 
 // queryAudit runs a query selecting auditColumns and scans the entries.
 func (db *DB) queryAudit(ctx context.Context, q string, args ...any) ([]AuditEntry, error) {
-	return queryAll(ctx, db.read, scanAudit, q, args...)
+	return queryAll(ctx, db.reader(ctx), scanAudit, q, args...)
 }
 
 func scanAudit(row interface{ Scan(...any) error }) (AuditEntry, error) {
@@ -92,7 +108,7 @@ func scanAudit(row interface{ Scan(...any) error }) (AuditEntry, error) {
 		e  AuditEntry
 		at int64
 	)
-	err := row.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Target, &e.Detail, &e.Source, &e.Kind)
+	err := row.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Target, &e.Detail, &e.Source, &e.Kind, &e.Seq, &e.Before, &e.After)
 	e.At = fromUnixNano(at)
 	return e, err
 }

@@ -138,7 +138,13 @@ func (db *DB) Path() string { return db.path }
 
 // update runs fn in one write transaction and commits it if fn returns nil;
 // otherwise nothing fn did is kept.
+//
+// Inside a change (DB.Change) it runs in the change's transaction, under a
+// savepoint, and the change commits.
 func (db *DB) update(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if c := db.changeOf(ctx); c != nil {
+		return c.nested(ctx, fn)
+	}
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin write transaction: %w", err)
@@ -155,7 +161,12 @@ func (db *DB) update(ctx context.Context, fn func(tx *sql.Tx) error) error {
 
 // view runs fn in one read transaction: everything fn reads is one
 // consistent snapshot of the database.
+//
+// Inside a change it reads the change's transaction: what the change wrote.
 func (db *DB) view(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if c := db.changeOf(ctx); c != nil {
+		return fn(c.tx)
+	}
 	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("begin read transaction: %w", err)

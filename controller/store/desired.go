@@ -15,8 +15,15 @@ import (
 // keep growing across a re-enrollment).
 func (db *DB) Snapshot(ctx context.Context) (*Snapshot, error) {
 	s := &Snapshot{}
+	ctx = committed(ctx)
 	err := db.view(ctx, func(tx *sql.Tx) error {
 		var err error
+		if err := tx.QueryRowContext(ctx, `SELECT seq FROM change_seq WHERE id = 1`).Scan(&s.Seq); err != nil {
+			return fmt.Errorf("read change sequence: %w", err)
+		}
+		if s.Dirty, err = readDirty(ctx, tx); err != nil {
+			return err
+		}
 		if s.Devices, err = listDevices(ctx, tx); err != nil {
 			return err
 		}
@@ -74,6 +81,15 @@ func scanDesired(row interface{ Scan(...any) error }) (DesiredRecord, error) {
 // ErrConflict, because agents reject a changed document that does not carry a
 // higher revision.
 func (db *DB) PutDesired(ctx context.Context, recs []DesiredRecord) error {
+	return db.PutCompiled(ctx, recs, 0)
+}
+
+// PutCompiled stores the records of one compile, as PutDesired does, and in
+// the same transaction removes the dirty marks the compile covered: those
+// with a sequence up to dirtySeq (Snapshot.Dirty.Seq of the snapshot it
+// compiled). Marks a later change set survive for the next compile. Zero
+// removes none.
+func (db *DB) PutCompiled(ctx context.Context, recs []DesiredRecord, dirtySeq uint64) error {
 	for _, r := range recs {
 		if err := protocol.ValidateDeviceID(r.DeviceID); err != nil {
 			return fmt.Errorf("%w: desired-state record: %w", ErrInvalid, err)
@@ -105,6 +121,11 @@ func (db *DB) PutDesired(ctx context.Context, recs []DesiredRecord) error {
 				return fmt.Errorf("%w: desired state of %s: revision %d would not move forward from stored revision %d with other content; recompile from a fresh snapshot", ErrConflict, r.DeviceID, r.Revision, cur)
 			}
 		}
+		if dirtySeq > 0 {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM dirty_devices WHERE seq <= ?`, dirtySeq); err != nil {
+				return fmt.Errorf("clear dirty marks: %w", err)
+			}
+		}
 		return nil
 	})
 }
@@ -114,7 +135,7 @@ func (db *DB) PutDesired(ctx context.Context, recs []DesiredRecord) error {
 // Records of deleted devices, which are kept for their revision, and of
 // pending devices are left out.
 func (db *DB) ListDesired(ctx context.Context) ([]DesiredRecord, error) {
-	out, err := queryAll(ctx, db.read, scanDesired, `SELECT r.device_id, r.revision, r.digest, r.issued_at, r.expires_at, r.envelope
+	out, err := queryAll(ctx, db.reader(ctx), scanDesired, `SELECT r.device_id, r.revision, r.digest, r.issued_at, r.expires_at, r.envelope
 		FROM desired r JOIN devices d ON d.id = r.device_id
 		WHERE d.state = ? ORDER BY r.device_id`, DeviceActive)
 	if err != nil {

@@ -107,7 +107,7 @@ func scanToken(row interface{ Scan(...any) error }) (EnrollToken, error) {
 // ListEnrollTokens returns every enrollment token, oldest first, including
 // revoked, expired and used-up ones.
 func (db *DB) ListEnrollTokens(ctx context.Context) ([]EnrollToken, error) {
-	out, err := queryAll(ctx, db.read, scanToken, `SELECT `+tokenColumns+` FROM enroll_tokens ORDER BY created_at, id`)
+	out, err := queryAll(ctx, db.reader(ctx), scanToken, `SELECT `+tokenColumns+` FROM enroll_tokens ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("list enrollment tokens: %w", err)
 	}
@@ -254,12 +254,12 @@ func getDevice(ctx context.Context, q queryer, id string) (Device, error) {
 
 // GetDevice returns one device.
 func (db *DB) GetDevice(ctx context.Context, id string) (Device, error) {
-	return getDevice(ctx, db.read, id)
+	return getDevice(ctx, db.reader(ctx), id)
 }
 
 // ListDevices returns every device, sorted by id.
 func (db *DB) ListDevices(ctx context.Context) ([]Device, error) {
-	return listDevices(ctx, db.read)
+	return listDevices(ctx, db.reader(ctx))
 }
 
 func listDevices(ctx context.Context, q queryer) ([]Device, error) {
@@ -383,7 +383,7 @@ func isConstraint(err error) bool {
 // is the broker's check on every device connection, so it reads one index.
 func (db *DB) DeviceExists(ctx context.Context, id string) (bool, error) {
 	var one int
-	err := db.read.QueryRowContext(ctx, `SELECT 1 FROM devices WHERE id = ?`, id).Scan(&one)
+	err := db.reader(ctx).QueryRowContext(ctx, `SELECT 1 FROM devices WHERE id = ?`, id).Scan(&one)
 	if isNoRows(err) {
 		return false, nil
 	}

@@ -219,7 +219,7 @@ func (db *DB) ListEvents(ctx context.Context, f EventFilter) ([]DeviceEvent, err
 	}
 	q += " ORDER BY at DESC, seq DESC LIMIT ?"
 	args = append(args, limitOrDefault(f.Limit))
-	rows, err := db.read.QueryContext(ctx, q, args...)
+	rows, err := db.reader(ctx).QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list events: %w", err)
 	}

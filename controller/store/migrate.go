@@ -136,6 +136,9 @@ CREATE INDEX audit_at ON audit (at);
 	appsSchema,
 	// 4: per-group sideload overrides (sideload.go).
 	sideloadSchema,
+	// 5: change sequence, dirty marks, audit entries tied to their change
+	// with before/after state, published state of documents (change.go).
+	changeSchema,
 }
 
 // migrate applies the migrations the database has not seen yet. A database

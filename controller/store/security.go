@@ -22,7 +22,7 @@ const SeveritySecurity = "security"
 // SecurityEventsAfter returns up to limit device events of severity
 // security stored after position seq, in the order they were stored.
 func (db *DB) SecurityEventsAfter(ctx context.Context, seq int64, limit int) ([]SeqEvent, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT seq, device_id, event_id, at, received_at, kind, severity, message, details
+	rows, err := db.reader(ctx).QueryContext(ctx, `SELECT seq, device_id, event_id, at, received_at, kind, severity, message, details
 		FROM events WHERE seq > ? AND severity = ? ORDER BY seq LIMIT ?`, seq, SeveritySecurity, limitOrDefault(limit))
 	if err != nil {
 		return nil, fmt.Errorf("read security events: %w", err)
@@ -63,7 +63,7 @@ func (db *DB) AuditAfter(ctx context.Context, id int64, kind string, limit int) 
 // SecurityEventCounts returns, by device id, how many device events of
 // severity security happened at or after since.
 func (db *DB) SecurityEventCounts(ctx context.Context, since time.Time) (map[string]int, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT device_id, COUNT(*) FROM events WHERE severity = ? AND at >= ? GROUP BY device_id`,
+	rows, err := db.reader(ctx).QueryContext(ctx, `SELECT device_id, COUNT(*) FROM events WHERE severity = ? AND at >= ? GROUP BY device_id`,
 		SeveritySecurity, unixNano(since))
 	if err != nil {
 		return nil, fmt.Errorf("count security events: %w", err)

@@ -86,7 +86,7 @@ func (db *DB) DeleteSideloadOverride(ctx context.Context, group string) (bool, e
 
 // ListSideloadOverrides returns every override, by group name.
 func (db *DB) ListSideloadOverrides(ctx context.Context) ([]SideloadOverride, error) {
-	return listSideloadOverrides(ctx, db.read)
+	return listSideloadOverrides(ctx, db.reader(ctx))
 }
 
 func listSideloadOverrides(ctx context.Context, q queryer) ([]SideloadOverride, error) {

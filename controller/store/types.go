@@ -117,11 +117,24 @@ type AuditEntry struct {
 	Detail string
 	Source string // remote address, when known
 	Kind   string // "change", "security", "access"
+	// Seq is the change sequence number of the change this entry records;
+	// 0 for entries that record no change (refusals, logins).
+	Seq uint64
+	// Before and After are the JSON state of the changed object before and
+	// after a security-relevant change; empty when not recorded.
+	Before, After string
 }
 
 // Snapshot is a consistent read of everything the desired-state compiler
 // needs, taken in one transaction.
 type Snapshot struct {
+	// Seq is the change sequence the snapshot reflects: the last change
+	// committed before it was read.
+	Seq uint64
+	// Dirty are the dirty marks (Snapshot only): the devices whose
+	// documents changes may have altered since the last compile.
+	Dirty DirtySet
+
 	Devices  []Device // active and pending
 	Groups   []Group
 	Settings map[string]string

@@ -78,7 +78,7 @@ func scanUser(row interface{ Scan(...any) error }) (User, error) {
 
 // GetUser returns one user.
 func (db *DB) GetUser(ctx context.Context, name string) (User, error) {
-	u, err := scanUser(db.read.QueryRowContext(ctx, `SELECT name, password_hash, state, created_at FROM users WHERE name = ?`, name))
+	u, err := scanUser(db.reader(ctx).QueryRowContext(ctx, `SELECT name, password_hash, state, created_at FROM users WHERE name = ?`, name))
 	if isNoRows(err) {
 		return User{}, fmt.Errorf("%w: user %s does not exist; list users with `edgewarden users ls`", ErrNotFound, name)
 	}
@@ -90,7 +90,7 @@ func (db *DB) GetUser(ctx context.Context, name string) (User, error) {
 
 // ListUsers returns every user, sorted by name.
 func (db *DB) ListUsers(ctx context.Context) ([]User, error) {
-	out, err := queryAll(ctx, db.read, scanUser, `SELECT name, password_hash, state, created_at FROM users ORDER BY name`)
+	out, err := queryAll(ctx, db.reader(ctx), scanUser, `SELECT name, password_hash, state, created_at FROM users ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
@@ -100,7 +100,7 @@ func (db *DB) ListUsers(ctx context.Context) ([]User, error) {
 // CountUsers returns the number of users in any state.
 func (db *DB) CountUsers(ctx context.Context) (int, error) {
 	var n int
-	if err := db.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM users`).Scan(&n); err != nil {
+	if err := db.reader(ctx).QueryRowContext(ctx, `SELECT COUNT(*) FROM users`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count users: %w", err)
 	}
 	return n, nil
@@ -146,7 +146,7 @@ func (db *DB) DeleteUser(ctx context.Context, name string) error {
 // GetSetting returns a controller setting, or "" when it is not set.
 func (db *DB) GetSetting(ctx context.Context, key string) (string, error) {
 	var v string
-	err := db.read.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&v)
+	err := db.reader(ctx).QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&v)
 	if isNoRows(err) {
 		return "", nil
 	}
@@ -178,7 +178,7 @@ func (db *DB) SetSetting(ctx context.Context, key, value string) error {
 
 // ListSettings returns every setting that is set.
 func (db *DB) ListSettings(ctx context.Context) (map[string]string, error) {
-	return listSettings(ctx, db.read)
+	return listSettings(ctx, db.reader(ctx))
 }
 
 func listSettings(ctx context.Context, q queryer) (map[string]string, error) {

@@ -31,6 +31,7 @@ type Store struct {
 	desired  map[string]store.DesiredRecord
 	audit    []store.AuditEntry
 	grants   []store.Grant // besides the admin's (access.go)
+	seq      uint64        // change sequence
 
 	// Fail, when set, is returned by every call whose name it maps to
 	// (e.g. "Enroll"), to test error paths.
@@ -465,6 +466,24 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) (store.Audi
 	e.ID = int64(len(s.audit) + 1)
 	s.audit = append(s.audit, e)
 	return e, nil
+}
+
+// Change implements api.Store: it runs fn, then appends the audit entry
+// with the next change sequence number. Unlike the real store it cannot
+// roll fn's writes back when fn fails part-way; the atomicity tests run on
+// the SQLite store.
+func (s *Store) Change(ctx context.Context, e store.AuditEntry, fn func(ctx context.Context, c *store.Change) error) (store.Committed, error) {
+	c := &store.Change{Audit: e}
+	if err := fn(ctx, c); err != nil {
+		return store.Committed{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	c.Audit.Seq = s.seq
+	c.Audit.ID = int64(len(s.audit) + 1)
+	s.audit = append(s.audit, c.Audit)
+	return store.Committed{Seq: s.seq, Audit: c.Audit}, nil
 }
 
 // Audit returns the audit log so far.

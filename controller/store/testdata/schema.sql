@@ -56,6 +56,11 @@ CREATE TABLE audit (
 	detail TEXT NOT NULL DEFAULT '',
 	source TEXT NOT NULL DEFAULT '',
 	kind   TEXT NOT NULL
+, change_seq INTEGER NOT NULL DEFAULT 0, state_before TEXT NOT NULL DEFAULT '', state_after TEXT NOT NULL DEFAULT '') STRICT;
+
+CREATE TABLE change_seq (
+	id  INTEGER PRIMARY KEY CHECK (id = 1),
+	seq INTEGER NOT NULL
 ) STRICT;
 
 CREATE TABLE desired (
@@ -65,7 +70,7 @@ CREATE TABLE desired (
 	issued_at  INTEGER NOT NULL,
 	expires_at INTEGER NOT NULL,
 	envelope   BLOB NOT NULL
-) STRICT;
+, published_revision INTEGER NOT NULL DEFAULT 0, published_issued_at INTEGER NOT NULL DEFAULT 0, published_at INTEGER NOT NULL DEFAULT 0) STRICT;
 
 CREATE TABLE device_groups (
 	name       TEXT PRIMARY KEY,
@@ -90,6 +95,11 @@ CREATE TABLE devices (
 	apps              TEXT NOT NULL DEFAULT '',
 	agent_version     TEXT NOT NULL DEFAULT ''
 ) STRICT;
+
+CREATE TABLE dirty_devices (
+	device_id TEXT PRIMARY KEY,
+	seq       INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
 
 CREATE TABLE enroll_tokens (
 	id         TEXT PRIMARY KEY,
