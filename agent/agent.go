@@ -3,7 +3,8 @@
 // state it receives (agent/apply), keeps everything in its local database
 // (agent/state), and reports back: a retained status report after every
 // apply or rejection and on a heartbeat, and the events of its outbox,
-// removed only once the broker has acknowledged them.
+// removed only once the controller has acknowledged storing them
+// (agent/outbox).
 //
 // State directory layout: see agent/identity.
 package agent
@@ -18,7 +19,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -29,6 +29,7 @@ import (
 	"github.com/edgewarden/edgewarden/agent/identity"
 	"github.com/edgewarden/edgewarden/agent/link"
 	"github.com/edgewarden/edgewarden/agent/localapi"
+	"github.com/edgewarden/edgewarden/agent/outbox"
 	"github.com/edgewarden/edgewarden/agent/sideload"
 	"github.com/edgewarden/edgewarden/agent/state"
 	"github.com/edgewarden/edgewarden/agent/statelock"
@@ -84,6 +85,13 @@ type Options struct {
 	// PublishTimeout bounds the wait for a broker acknowledgement. Zero
 	// means 10s.
 	PublishTimeout time.Duration
+	// AckTimeout is how long sent events and status wait for the
+	// controller's acknowledgement before they are sent again (doubling
+	// up to 10m). Zero means 30s.
+	AckTimeout time.Duration
+	// OutboxLimit bounds the outbox in bytes; when full the oldest info
+	// events are dropped first, security events last. Zero means 64 MiB.
+	OutboxLimit int64
 	// Socket is the unix socket of the local API (agent/localapi). Empty:
 	// no local API. SocketGroup is the group the socket is given (name or
 	// id); empty: the agent's own group.
@@ -120,6 +128,7 @@ type Agent struct {
 	store     *state.Store
 	applier   *apply.Applier
 	link      *link.Link
+	outbox    *outbox.Sender
 	local     *localapi.Server // nil: no local API
 	guard     *sideload.Guard  // the sideload guard (agent/sideload)
 	metrics   *metrics
@@ -127,6 +136,7 @@ type Agent struct {
 
 	changed   chan struct{} // an apply, refresh or rejection: report status
 	connected chan struct{} // the link (re)connected
+	drain     chan struct{} // the outbox has more to send, or room to send it
 	reconcile chan *apply.Policy
 	intervals chan intervals // a config reload changed the timers
 
@@ -183,9 +193,6 @@ func New(ctx context.Context, opts Options) (a *Agent, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(identity.Path(opts.StateDir, identity.MQTTStoreDir), 0o700); err != nil {
-		return nil, fmt.Errorf("create message store: %w", err)
-	}
 	if opts.AppsDir == "" {
 		opts.AppsDir = AppsDir(opts.StateDir)
 	}
@@ -194,6 +201,11 @@ func New(ctx context.Context, opts Options) (a *Agent, err error) {
 		return nil, err
 	}
 	cleanup = append(cleanup, func() { store.Close() })
+	if opts.OutboxLimit != 0 {
+		if err := store.SetOutboxLimit(opts.OutboxLimit); err != nil {
+			return nil, err
+		}
+	}
 	a = &Agent{
 		lock:      lock,
 		opts:      opts,
@@ -203,6 +215,7 @@ func New(ctx context.Context, opts Options) (a *Agent, err error) {
 		startedAt: opts.Now().UTC(),
 		changed:   make(chan struct{}, 1),
 		connected: make(chan struct{}, 1),
+		drain:     make(chan struct{}, 1),
 		intervals: make(chan intervals, 1),
 		reconcile: make(chan *apply.Policy, 1),
 	}
@@ -250,8 +263,8 @@ func New(ctx context.Context, opts Options) (a *Agent, err error) {
 		DeviceID:  id.DeviceID,
 		BrokerURL: id.MQTTURL,
 		TLS:       tlsConf,
-		StoreDir:  identity.Path(opts.StateDir, identity.MQTTStoreDir),
 		OnDesired: a.onDesired,
+		OnAck:     a.onAck, // outbox.go
 		OnOversized: func(size int) bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -259,13 +272,16 @@ func New(ctx context.Context, opts Options) (a *Agent, err error) {
 			a.metrics.observe(res, 0)
 			return a.afterHandle(res)
 		},
-		OnConnect:  func() { notify(a.connected) },
+		OnConnect:  func() { a.outbox.Reset(); notify(a.connected) },
 		MinBackoff: opts.MinBackoff,
 		MaxBackoff: opts.MaxBackoff,
 		Now:        opts.Now,
 		Logger:     a.log,
 	})
 	if err != nil {
+		return nil, err
+	}
+	if a.outbox, err = a.newOutbox(); err != nil { // outbox.go
 		return nil, err
 	}
 	if a.guard, err = a.newGuard(); err != nil {
@@ -456,6 +472,11 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.publishStatus(ctx)
 			heartbeat.Reset(jitter(a.opts.HeartbeatInterval))
 		case <-outbox.C:
+			if a.outbox.StatusOverdue() {
+				a.publishStatus(ctx) // the last one was not acknowledged
+			}
+			a.drainOutbox(ctx)
+		case <-a.drain:
 			a.drainOutbox(ctx)
 		case iv := <-a.intervals:
 			a.opts.HeartbeatInterval, a.opts.OutboxInterval = iv.heartbeat, iv.outbox
@@ -584,76 +605,8 @@ func (a *Agent) publishStatus(ctx context.Context) {
 		}
 		return
 	}
+	a.outbox.SentStatus(seq)
 	if err := a.store.SaveLastStatus(ctx, r); err != nil {
 		a.log.Warn("could not keep status report", "err", err)
-	}
-}
-
-// drainOutbox publishes queued events in batches and removes each batch
-// once the broker acknowledged it.
-func (a *Agent) drainOutbox(ctx context.Context) {
-	for a.link.Connected() && ctx.Err() == nil {
-		evs, err := a.store.PendingEvents(ctx, protocol.MaxEventsPerBatch)
-		if err != nil {
-			a.log.Error("read outbox", "err", err)
-			return
-		}
-		if len(evs) == 0 {
-			return
-		}
-		b, n, err := encodeBatch(a.id.DeviceID, evs)
-		if errors.Is(err, errEventTooLarge) {
-			// It can never be sent; keeping it would block the outbox.
-			a.log.Error("dropping undeliverable event", "err", err)
-			if err := a.store.DeleteEvents(ctx, []string{evs[0].ID}); err != nil {
-				a.log.Error("remove undeliverable event", "err", err)
-				return
-			}
-			continue
-		}
-		if err != nil {
-			a.log.Error("encode event batch", "err", err)
-			return
-		}
-		pctx, cancel := context.WithTimeout(ctx, a.opts.PublishTimeout)
-		err = a.link.Publish(pctx, protocol.EventsTopic(a.id.DeviceID), false, b)
-		cancel()
-		if err != nil {
-			if ctx.Err() == nil {
-				a.log.Warn("could not deliver events; keeping them queued", "events", n, "err", err)
-			}
-			return
-		}
-		ids := make([]string, n)
-		for i := range n {
-			ids[i] = evs[i].ID
-		}
-		if err := a.store.DeleteEvents(ctx, ids); err != nil {
-			// They will be sent again; the controller deduplicates by id.
-			a.log.Error("remove delivered events", "err", err)
-			return
-		}
-		a.log.Debug("delivered events", "events", n)
-	}
-}
-
-var errEventTooLarge = errors.New("event too large")
-
-// encodeBatch encodes as many of evs (in order) as fit in one EventBatch
-// under protocol.MaxEventsBytes, and returns how many it took.
-func encodeBatch(deviceID string, evs []protocol.Event) ([]byte, int, error) {
-	n := len(evs)
-	for {
-		b, err := json.Marshal(protocol.EventBatch{Schema: protocol.Schema, DeviceID: deviceID, Events: evs[:n]})
-		if err != nil {
-			return nil, 0, err
-		}
-		if len(b) <= protocol.MaxEventsBytes {
-			return b, n, nil
-		}
-		if n == 1 {
-			return nil, 0, fmt.Errorf("%w: event %s (%s) alone is %d bytes, limit %d", errEventTooLarge, evs[0].ID, evs[0].Kind, len(b), protocol.MaxEventsBytes)
-		}
-		n /= 2
 	}
 }

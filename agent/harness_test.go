@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,6 +44,10 @@ type env struct {
 
 	mu   sync.Mutex
 	msgs map[string][][]byte // by topic, in arrival order
+
+	// noAck, when set, makes the fake controller stop acknowledging what
+	// the agent sends (a controller that is down behind a live broker).
+	noAck atomic.Bool
 }
 
 func newEnv(t *testing.T) *env {
@@ -78,12 +83,45 @@ func newEnv(t *testing.T) *env {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		e.msgs[pk.TopicName] = append(e.msgs[pk.TopicName], bytes.Clone(pk.Payload))
+		if !e.noAck.Load() {
+			go e.acknowledge(pk.TopicName, bytes.Clone(pk.Payload))
+		}
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.writeState("tls://" + e.addr)
 	return e
+}
+
+// acknowledge does what the controller does once it stored a status report
+// or an event batch: publish a protocol.Ack on the device's ack topic.
+func (e *env) acknowledge(topic string, payload []byte) {
+	ack := protocol.Ack{Schema: protocol.Schema, DeviceID: deviceID}
+	switch topic {
+	case protocol.EventsTopic(deviceID):
+		b, err := protocol.DecodeEvents(payload, deviceID)
+		if err != nil || b.Last == 0 {
+			return
+		}
+		ack.Events = &protocol.SeqRange{First: b.First, Last: b.Last}
+	case protocol.StatusTopic(deviceID):
+		s, err := protocol.DecodeStatus(payload, deviceID)
+		if err != nil || s.Seq == 0 {
+			return
+		}
+		ack.StatusSeq = s.Seq
+	default:
+		return
+	}
+	e.sendAck(ack)
+}
+
+// sendAck publishes ack on the device's ack topic, as the controller would
+// (or as a forger who got at the broker would).
+func (e *env) sendAck(ack protocol.Ack) {
+	b, _ := json.Marshal(ack)
+	e.broker.Publish(protocol.AckTopic(deviceID), b, false, 1)
 }
 
 // writeState writes what enrollment would leave in the state directory.

@@ -58,13 +58,13 @@ func newMetrics(a *Agent) *metrics {
 	}, func() float64 { return float64(revisionOf(a.applier.Current())) })
 	outbox := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "edgewarden_agent_outbox_events",
-		Help: "Events waiting in the durable outbox for the broker's acknowledgement.",
+		Help: "Events waiting in the durable outbox for the controller's acknowledgement.",
 	}, func() float64 {
 		n, _ := a.store.CountEvents(context.Background())
 		return float64(n)
 	})
 	m.reg.MustRegister(m.documents, m.rejected, m.applySeconds, m.securityEvents, connected, applied, outbox,
-		appStates{a}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		appStates{a}, outboxStats{a}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
@@ -82,6 +82,39 @@ func (m *metrics) observe(res apply.Result, took time.Duration) {
 		m.documents.WithLabelValues("rejected").Inc()
 		m.rejected.WithLabelValues(protocol.Reason(res.Err)).Inc()
 	}
+}
+
+// outboxStats reports the outbox's size, what was dropped to keep it under
+// its limit, and the end-to-end acknowledgements, read at scrape time.
+type outboxStats struct{ a *Agent }
+
+var (
+	outboxBytesDesc   = prometheus.NewDesc("edgewarden_agent_outbox_bytes", "Bytes of encoded events in the outbox.", nil, nil)
+	outboxLimitDesc   = prometheus.NewDesc("edgewarden_agent_outbox_limit_bytes", "The outbox bound (outbox_limit).", nil, nil)
+	outboxDroppedDesc = prometheus.NewDesc("edgewarden_agent_outbox_dropped_total", "Events dropped because the outbox was full, by severity (info first, security last).", []string{"severity"}, nil)
+	outboxAckedDesc   = prometheus.NewDesc("edgewarden_agent_outbox_acked_batches_total", "Event batches the controller acknowledged storing.", nil, nil)
+	outboxResentDesc  = prometheus.NewDesc("edgewarden_agent_outbox_resends_total", "Times unacknowledged events were sent again after the acknowledgement timeout.", nil, nil)
+	outboxRefusedDesc = prometheus.NewDesc("edgewarden_agent_acks_refused_total", "Acknowledgements ignored because they named nothing this agent sent.", nil, nil)
+)
+
+func (c outboxStats) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{outboxBytesDesc, outboxLimitDesc, outboxDroppedDesc, outboxAckedDesc, outboxResentDesc, outboxRefusedDesc} {
+		ch <- d
+	}
+}
+
+func (c outboxStats) Collect(ch chan<- prometheus.Metric) {
+	if st, err := c.a.store.Outbox(context.Background()); err == nil {
+		ch <- prometheus.MustNewConstMetric(outboxBytesDesc, prometheus.GaugeValue, float64(st.Bytes))
+		ch <- prometheus.MustNewConstMetric(outboxLimitDesc, prometheus.GaugeValue, float64(st.Limit))
+		for sev, n := range st.Dropped {
+			ch <- prometheus.MustNewConstMetric(outboxDroppedDesc, prometheus.CounterValue, float64(n), sev)
+		}
+	}
+	s := c.a.outbox.Stats()
+	ch <- prometheus.MustNewConstMetric(outboxAckedDesc, prometheus.CounterValue, float64(s.Acked))
+	ch <- prometheus.MustNewConstMetric(outboxResentDesc, prometheus.CounterValue, float64(s.Resends))
+	ch <- prometheus.MustNewConstMetric(outboxRefusedDesc, prometheus.CounterValue, float64(s.Refused))
 }
 
 // appStates reports how many apps are in each state (the install outcomes:

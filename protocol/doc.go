@@ -16,6 +16,11 @@
 // Version history of the wire schema:
 //
 //	1 (2026-11-22) first version: desired, status, events, presence.
+//	  (2026-12-02, additive, still 1) end-to-end acknowledgement: the ack
+//	  topic (Ack) and the outbox range of an EventBatch (first, last);
+//	  older readers ignore both. An agent that sends a range keeps the
+//	  events until the controller acknowledges that range, so agents of
+//	  this version need a controller of this version or newer.
 package protocol
 
 // Schema is the version of the wire messages this code writes. Readers accept

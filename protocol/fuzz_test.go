@@ -71,3 +71,20 @@ func FuzzParseTopic(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeAck(f *testing.F) {
+	f.Add([]byte(`{"device_id":"dev-1","events":{"first":1,"last":5},"status_seq":2}`))
+	f.Add([]byte(`{"device_id":"dev-1","events":{"first":5,"last":1}}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		a, err := DecodeAck(raw, "dev-1")
+		if err != nil {
+			return
+		}
+		if a.DeviceID != "dev-1" || (a.Events == nil && a.StatusSeq == 0) || a.StatusSeq > MaxSeq {
+			t.Fatalf("accepted %+v", a)
+		}
+		if r := a.Events; r != nil && (r.First == 0 || r.First > r.Last || r.Last > MaxSeq) {
+			t.Fatalf("accepted range %+v", r)
+		}
+	})
+}

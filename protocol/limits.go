@@ -13,6 +13,8 @@ const (
 	MaxEventsBytes = 256 << 10
 	// MaxPresenceBytes bounds a Presence message.
 	MaxPresenceBytes = 1 << 10
+	// MaxAckBytes bounds an Ack.
+	MaxAckBytes = 1 << 10
 	// MaxMessageBytes is the broker's limit: the largest of the above.
 	MaxMessageBytes = MaxEnvelopeBytes
 

@@ -74,6 +74,13 @@ type EventBatch struct {
 	Schema   int     `json:"schema"`
 	DeviceID string  `json:"device_id"`
 	Events   []Event `json:"events"`
+	// First and Last are the outbox positions the batch covers (every
+	// event the outbox held between them, in order; positions of events
+	// dropped earlier are simply absent). The controller echoes them in an
+	// Ack once the batch is stored. Both 0 (an agent of schema 1): no Ack
+	// is sent, the agent relies on the broker.
+	First uint64 `json:"first,omitempty"`
+	Last  uint64 `json:"last,omitempty"`
 }
 
 // Presence states.
@@ -127,6 +134,9 @@ func DecodeEvents(raw []byte, deviceID string) (*EventBatch, error) {
 	}
 	if len(b.Events) > MaxEventsPerBatch {
 		return nil, fmt.Errorf("%w: %d events in one batch, limit %d", ErrMalformed, len(b.Events), MaxEventsPerBatch)
+	}
+	if b.First > b.Last || b.Last > MaxSeq || (b.First == 0) != (b.Last == 0) {
+		return nil, fmt.Errorf("%w: event batch range %d-%d: want 1 ≤ first ≤ last ≤ %d, or neither", ErrMalformed, b.First, b.Last, uint64(MaxSeq))
 	}
 	for i, e := range b.Events {
 		if e.ID == "" || len(e.ID) > 64 {

@@ -16,6 +16,7 @@ const (
 	KindStatus   = "status"   // agent → controller, QoS 1, retained: StatusReport
 	KindEvents   = "events"   // agent → controller, QoS 1: EventBatch
 	KindPresence = "presence" // agent → controller, QoS 1, retained, last will = offline: Presence
+	KindAck      = "ack"      // controller → agent, QoS 1, not retained: Ack, after the controller stored events or status
 )
 
 // QoS is the MQTT quality of service used for every Edgewarden message.
@@ -32,6 +33,10 @@ func EventsTopic(deviceID string) string { return TopicRoot + deviceID + "/" + K
 
 // PresenceTopic is where the device publishes Presence (and its last will).
 func PresenceTopic(deviceID string) string { return TopicRoot + deviceID + "/" + KindPresence }
+
+// AckTopic is where the controller acknowledges what it stored from the
+// device. Only the controller may publish there; only the device may read it.
+func AckTopic(deviceID string) string { return TopicRoot + deviceID + "/" + KindAck }
 
 // AllDevices returns the wildcard filter the controller subscribes to for
 // one kind of device-published message, e.g. "edgewarden/v1/devices/+/status".
@@ -53,7 +58,7 @@ func ParseTopic(topic string) (deviceID, kind string, err error) {
 		return "", "", fmt.Errorf("topic %q: %w", topic, err)
 	}
 	switch kind {
-	case KindDesired, KindStatus, KindEvents, KindPresence:
+	case KindDesired, KindStatus, KindEvents, KindPresence, KindAck:
 		return deviceID, kind, nil
 	}
 	return "", "", fmt.Errorf("topic %q: unknown kind %q", topic, kind)

@@ -14,6 +14,7 @@ func TestParseTopic(t *testing.T) {
 		"edgewarden/v1/devices/#",
 		"edgewarden/v1/devices/DEV/status",
 		"edgewarden/v1/devices/dev-1/secrets",
+		"edgewarden/v1/devices/dev-1/ack/x",
 		"other/dev-1/status",
 		"edgewarden/v1/devices//status",
 	} {

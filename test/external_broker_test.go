@@ -17,6 +17,13 @@ import (
 // tells an operator to.
 func startMosquitto(t *testing.T, ctlDir, addr string) *proc {
 	t.Helper()
+	return startMosquittoIn(t, ctlDir, addr, t.TempDir(), nil)
+}
+
+// startMosquittoIn is startMosquitto with its persistence in dir (so a
+// restart finds what the last run saved) and extra config rewrites.
+func startMosquittoIn(t *testing.T, ctlDir, addr, dir string, extra map[string]string) *proc {
+	t.Helper()
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
 		if _, serr := os.Stat("/usr/sbin/mosquitto"); serr != nil {
@@ -29,9 +36,8 @@ func startMosquitto(t *testing.T, ctlDir, addr string) *proc {
 		t.Fatal(err)
 	}
 	_, port, _ := net.SplitHostPort(addr)
-	dir := t.TempDir()
 	c := string(conf)
-	for _, r := range []struct{ re, to string }{
+	rewrites := []struct{ re, to string }{
 		{`(?m)^user .*$`, "user root"}, // the test's key files are root's
 		{`(?m)^persistence_location .*$`, "persistence_location " + dir + "/"},
 		{`(?m)^listener 8883$`, "listener " + port + " 127.0.0.1"},
@@ -39,7 +45,11 @@ func startMosquitto(t *testing.T, ctlDir, addr string) *proc {
 		{`(?m)^certfile .*$`, "certfile " + filepath.Join(ctlDir, "server.pem")},
 		{`(?m)^keyfile .*$`, "keyfile " + filepath.Join(ctlDir, "server.key")},
 		{`(?m)^acl_file .*$`, "acl_file " + mustAbs(t, "../packaging/mosquitto/acl")},
-	} {
+	}
+	for re, to := range extra {
+		rewrites = append(rewrites, struct{ re, to string }{re, to})
+	}
+	for _, r := range rewrites {
 		re := regexp.MustCompile(r.re)
 		if !re.MatchString(c) {
 			t.Fatalf("packaging/mosquitto/mosquitto.conf has no line matching %s", r.re)

@@ -561,6 +561,23 @@ func TestMosquittoConfig(t *testing.T) {
 		}
 	})
 
+	t.Run("acknowledgements: only the controller writes, a device reads only its own", func(t *testing.T) {
+		dev.Subscribe(protocol.AckTopic("dev-2"), 1, nil).WaitTimeout(mqttWait) // may be refused
+		mqttDo(t, "subscribe own ack", dev.Subscribe(protocol.AckTopic("dev-1"), 1, nil))
+		// A device acknowledging its own events (so they would be deleted
+		// unstored) is dropped by the broker.
+		dev.Publish(protocol.AckTopic("dev-1"), 1, false, "forged-ack").WaitTimeout(mqttWait)
+		mqttDo(t, "controller acks dev-2", ctl.Publish(protocol.AckTopic("dev-2"), 1, false, "ack-dev-2"))
+		mqttDo(t, "controller acks dev-1", ctl.Publish(protocol.AckTopic("dev-1"), 1, false, "ack-dev-1"))
+		eventually(t, mqttWait, func() (bool, string) { return devInbox.has(protocol.AckTopic("dev-1"), "ack-dev-1") })
+		if ok, _ := devInbox.has(protocol.AckTopic("dev-1"), "forged-ack"); ok {
+			t.Fatal("dev-1 wrote its own ack topic")
+		}
+		if ok, _ := devInbox.has(protocol.AckTopic("dev-2"), "ack-dev-2"); ok {
+			t.Fatal("dev-1 read dev-2's acknowledgements")
+		}
+	})
+
 	t.Run("device cannot take over the controller's session", func(t *testing.T) {
 		// With use_username_as_clientid the client id is the certificate's
 		// name, so this connection does not kick the controller off.

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,6 +47,16 @@ type Config struct {
 	// default /etc/systemd/system and edgewarden-app — restart.
 	SystemdUnitDir string `yaml:"systemd_unit_dir"`
 	AppUser        string `yaml:"app_user"`
+
+	// OutboxLimit bounds the event outbox, e.g. "64MiB" (the default) or
+	// "512KiB"; at least 1MiB. When full, the oldest info events are
+	// dropped first, security events last, and the drops reported —
+	// restart.
+	OutboxLimit string `yaml:"outbox_limit"`
+	// AckTimeout is how long sent events and status wait for the
+	// controller's acknowledgement before they are sent again (doubling
+	// up to 10m), default 30s — restart.
+	AckTimeout time.Duration `yaml:"ack_timeout"`
 
 	// Metrics, if set, serves Prometheus /metrics and /healthz over plain
 	// HTTP on this address, e.g. 127.0.0.1:9465. Empty: off — restart.
@@ -153,12 +164,42 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("log_format %q: want text or json", c.LogFormat)
 	}
-	for key, d := range map[string]time.Duration{"heartbeat_interval": c.HeartbeatInterval, "outbox_interval": c.OutboxInterval, "sideload_scan_interval": c.SideloadScanInterval} {
+	if _, err := c.OutboxBytes(); err != nil {
+		return err
+	}
+	for key, d := range map[string]time.Duration{"heartbeat_interval": c.HeartbeatInterval, "outbox_interval": c.OutboxInterval, "sideload_scan_interval": c.SideloadScanInterval, "ack_timeout": c.AckTimeout} {
 		if d < 0 || (d > 0 && d < 100*time.Millisecond) {
 			return fmt.Errorf("%s %s: give at least 100ms (or leave it out for the default)", key, d)
 		}
 	}
 	return nil
+}
+
+// MinOutboxBytes is the smallest outbox_limit accepted (agent/state's
+// minimum: room for a few full event batches).
+const MinOutboxBytes = 1 << 20
+
+// OutboxBytes is outbox_limit in bytes; 0 when unset (the default).
+// It accepts a number of bytes or a number with KiB, MiB or GiB.
+func (c *Config) OutboxBytes() (int64, error) {
+	if c.OutboxLimit == "" {
+		return 0, nil
+	}
+	s, mult := strings.TrimSpace(c.OutboxLimit), int64(1)
+	for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if v, ok := strings.CutSuffix(s, suffix); ok {
+			s, mult = strings.TrimSpace(v), m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 || n > (1<<50)/mult {
+		return 0, fmt.Errorf("outbox_limit %q: want a size such as 64MiB, 512KiB or a number of bytes", c.OutboxLimit)
+	}
+	if n*mult < MinOutboxBytes {
+		return 0, fmt.Errorf("outbox_limit %q: give at least 1MiB", c.OutboxLimit)
+	}
+	return n * mult, nil
 }
 
 // Level is the log level (info when unset).

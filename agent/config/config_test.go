@@ -154,3 +154,18 @@ func TestWatchReloads(t *testing.T) {
 		}
 	}
 }
+
+func TestOutboxLimit(t *testing.T) {
+	for in, want := range map[string]int64{"": 0, "64MiB": 64 << 20, "1 GiB": 1 << 30, "2048KiB": 2 << 20, "1048576": 1 << 20} {
+		c := Config{OutboxLimit: in}
+		if got, err := c.OutboxBytes(); err != nil || got != want {
+			t.Errorf("%q: %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"64MB", "-1MiB", "512KiB", "1000", "lots", "99999999999GiB"} {
+		c := Config{OutboxLimit: bad}
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "outbox_limit") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}

@@ -33,7 +33,7 @@ const (
 	CAFile       = "ca.pem"        // the controller CA, pinned at enrollment
 	IdentityFile = "identity.json" // Identity; its presence means "enrolled"
 	DBFile       = "agent.db"      // local state (agent/state)
-	MQTTStoreDir = "mqtt"          // paho's file store for queued messages
+	MQTTStoreDir = "mqtt"          // paho's file store of agents before the end-to-end acknowledgement; no longer used
 )
 
 // Identity is the content of identity.json.

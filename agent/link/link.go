@@ -1,10 +1,16 @@
 // Package link is the agent's MQTT connection to the broker: mutual TLS with
-// the device certificate, a persistent session (clean session off) with
-// paho's file store so queued messages survive restarts, a retained online
-// presence on every connect and a retained offline last will, the
-// subscription to the device's desired topic, and reconnection with
-// exponential backoff and jitter, so a fleet that lost its broker does not
-// come back in lockstep.
+// the device certificate, a persistent session (clean session off), a
+// retained online presence on every connect and a retained offline last
+// will, the subscriptions to the device's desired and ack topics, and
+// reconnection with exponential backoff and jitter, so a fleet that lost its
+// broker does not come back in lockstep.
+//
+// paho keeps its in-flight messages in memory only. Its file store panics
+// on a write error (a full disk took the agent down with every document),
+// and nothing needs it: events stay in the agent's own outbox until the
+// controller acknowledges them (agent/outbox), a status report is made
+// afresh, and an unacknowledged desired document is delivered again by the
+// broker's persistent session.
 package link
 
 import (
@@ -32,9 +38,6 @@ type Options struct {
 	BrokerURL string
 	// TLS is the client configuration (device certificate, pinned CA).
 	TLS *tls.Config
-	// StoreDir is paho's file store directory (queued and in-flight
-	// messages). Empty means in memory, which loses them on restart.
-	StoreDir string
 	// OnDesired is called with every message on the desired topic, from
 	// the client's delivery goroutine, one at a time. The message is
 	// acknowledged to the broker only when it returns true, so it must
@@ -45,6 +48,11 @@ type Options struct {
 	// protocol.MaxEnvelopeBytes, which is dropped without being parsed.
 	// Same goroutine and acknowledgement rule as OnDesired.
 	OnOversized func(size int) bool
+	// OnAck, when set, is called with every message on the ack topic
+	// (protocol.Ack from the controller), on the delivery goroutine; the
+	// message is acknowledged to the broker after it returns. It must be
+	// quick and must not publish and wait.
+	OnAck func(payload []byte)
 	// OnConnect is called (from Run's goroutine) after every successful
 	// connect, once presence is published and the subscription is made.
 	OnConnect func()
@@ -126,9 +134,7 @@ func New(opts Options) (*Link, error) {
 			default:
 			}
 		})
-	if opts.StoreDir != "" {
-		co.SetStore(mqtt.NewFileStore(opts.StoreDir))
-	}
+	co.SetStore(mqtt.NewMemoryStore()) // see the package comment
 	l.client = mqtt.NewClient(co)
 	return l, nil
 }
@@ -147,6 +153,15 @@ func (l *Link) presence(state string) ([]byte, error) {
 }
 
 func (l *Link) handle(_ mqtt.Client, m mqtt.Message) {
+	if m.Topic() == protocol.AckTopic(l.opts.DeviceID) {
+		if n := len(m.Payload()); n > protocol.MaxAckBytes {
+			l.opts.Logger.Warn("dropping oversized acknowledgement", "bytes", n, "limit", protocol.MaxAckBytes)
+		} else if l.opts.OnAck != nil {
+			l.opts.OnAck(m.Payload())
+		}
+		m.Ack()
+		return
+	}
 	if m.Topic() != protocol.DesiredTopic(l.opts.DeviceID) {
 		l.opts.Logger.Warn("ignoring message on unexpected topic", "topic", m.Topic())
 		m.Ack()
@@ -233,6 +248,16 @@ func (l *Link) connect(ctx context.Context) error {
 		return fmt.Errorf("connect to %s: %w", l.opts.BrokerURL, err)
 	}
 	setup := func() error {
+		// Acknowledgements first, so none of a re-sent batch is missed.
+		ack := protocol.AckTopic(l.opts.DeviceID)
+		tok := l.client.Subscribe(ack, protocol.QoS, l.handle)
+		if err := wait(ctx, tok); err != nil {
+			return fmt.Errorf("subscribe to %s: %w", ack, err)
+		}
+		if st, ok := tok.(*mqtt.SubscribeToken); ok && st.Result()[ack] >= 0x80 {
+			// Documents still flow; events stay queued until it is fixed.
+			l.opts.Logger.Error("the broker refused the subscription to the acknowledgement topic: events stay in the outbox until its ACL allows it (see packaging/mosquitto/acl)", "topic", ack)
+		}
 		if err := wait(ctx, l.client.Subscribe(protocol.DesiredTopic(l.opts.DeviceID), protocol.QoS, l.handle)); err != nil {
 			return fmt.Errorf("subscribe to %s: %w", protocol.DesiredTopic(l.opts.DeviceID), err)
 		}

@@ -1,7 +1,7 @@
 // Package state is the agent's local store (SQLite, WAL): the applied
 // desired-state document, controller keys learned from documents, the
-// status sequence counter, the last rejection, and the durable outbox of
-// events waiting for the broker's acknowledgement.
+// status sequence counter, the last rejection, and the durable, bounded
+// outbox of events waiting for the controller's acknowledgement (outbox.go).
 //
 // Every write is one transaction, committed before the caller acknowledges
 // anything to the broker, and the database is opened with synchronous=FULL,
@@ -17,7 +17,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgewarden/edgewarden/protocol"
@@ -68,11 +68,21 @@ var migrations = []string{
 		id     INTEGER PRIMARY KEY CHECK (id = 1),
 		report BLOB NOT NULL
 	);`,
+	// 2: a bounded outbox (outbox.go): each entry's drop rank (0 info,
+	// 1 warning, 2 security) and size, the running total, drop counters.
+	`ALTER TABLE outbox ADD COLUMN rank INTEGER NOT NULL DEFAULT 1;
+	ALTER TABLE outbox ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+	UPDATE outbox SET size = length(payload),
+		rank = CASE json_extract(payload, '$.severity') WHEN 'info' THEN 0 WHEN 'security' THEN 2 ELSE 1 END;
+	CREATE INDEX outbox_drop_order ON outbox (rank, pos);
+	INSERT INTO counters (name, value) SELECT 'outbox_bytes', COALESCE(SUM(size), 0) FROM outbox WHERE true
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value;`,
 }
 
 // Store is the agent's SQLite database. It is safe for concurrent use.
 type Store struct {
-	db *sql.DB
+	db        *sql.DB
+	outboxMax atomic.Int64 // bytes; see SetOutboxLimit
 }
 
 // Open opens (creating if needed) the database at path and brings its
@@ -99,6 +109,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// transactions simple.
 	db.SetMaxOpenConns(1)
 	s := &Store{db: db}
+	s.outboxMax.Store(DefaultOutboxLimit)
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open agent database %s: %w", path, err)
@@ -264,7 +275,7 @@ func (s *Store) RecordRejection(ctx context.Context, rej StoredRejection, ev *pr
 			return err
 		}
 		if ev != nil {
-			return enqueue(ctx, tx, *ev)
+			return s.enqueue(ctx, tx, *ev)
 		}
 		return nil
 	})
@@ -336,74 +347,4 @@ func (s *Store) LastStatus(ctx context.Context) (*protocol.StatusReport, error) 
 		return nil, fmt.Errorf("read last status report: %w", err)
 	}
 	return &r, nil
-}
-
-// Enqueue adds an event to the outbox. The event stays there until
-// DeleteEvents removes it, after the broker acknowledged its batch.
-func (s *Store) Enqueue(ctx context.Context, ev protocol.Event) error {
-	if err := s.tx(ctx, func(tx *sql.Tx) error { return enqueue(ctx, tx, ev) }); err != nil {
-		return fmt.Errorf("queue event %s: %w", ev.Kind, err)
-	}
-	return nil
-}
-
-func enqueue(ctx context.Context, tx *sql.Tx, ev protocol.Event) error {
-	if ev.ID == "" || len(ev.ID) > 64 {
-		return fmt.Errorf("event id %q: want 1-64 characters", ev.ID)
-	}
-	b, err := json.Marshal(ev)
-	if err != nil {
-		return err
-	}
-	// Same id twice is the same event: keep the first.
-	_, err = tx.ExecContext(ctx, `INSERT INTO outbox (id, kind, payload, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-		ev.ID, ev.Kind, b, fmtTime(ev.At))
-	return err
-}
-
-// PendingEvents returns up to limit queued events, oldest first.
-func (s *Store) PendingEvents(ctx context.Context, limit int) ([]protocol.Event, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT payload FROM outbox ORDER BY pos LIMIT ?`, limit)
-	if err != nil {
-		return nil, fmt.Errorf("read outbox: %w", err)
-	}
-	defer rows.Close()
-	var evs []protocol.Event
-	for rows.Next() {
-		var b []byte
-		if err := rows.Scan(&b); err != nil {
-			return nil, fmt.Errorf("read outbox: %w", err)
-		}
-		var ev protocol.Event
-		if err := json.Unmarshal(b, &ev); err != nil {
-			return nil, fmt.Errorf("read outbox: %w", err)
-		}
-		evs = append(evs, ev)
-	}
-	return evs, rows.Err()
-}
-
-// CountEvents returns how many events wait in the outbox.
-func (s *Store) CountEvents(ctx context.Context) (int, error) {
-	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count outbox: %w", err)
-	}
-	return n, nil
-}
-
-// DeleteEvents removes delivered events from the outbox.
-func (s *Store) DeleteEvents(ctx context.Context, ids []string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
-	}
-	q := `DELETE FROM outbox WHERE id IN (?` + strings.Repeat(",?", len(ids)-1) + `)`
-	if _, err := s.db.ExecContext(ctx, q, args...); err != nil {
-		return fmt.Errorf("remove delivered events: %w", err)
-	}
-	return nil
 }

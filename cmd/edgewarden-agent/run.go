@@ -38,6 +38,7 @@ func newRunCmd() *cobra.Command {
 			} else if cfg.AppsDir, err = filepath.Abs(cfg.AppsDir); err != nil {
 				return err
 			}
+			outboxLimit, _ := cfg.OutboxBytes() // validated by Load
 			level := new(slog.LevelVar)
 			l, _ := cfg.Level() // validated by Load
 			level.Set(l)
@@ -54,6 +55,8 @@ func newRunCmd() *cobra.Command {
 				AppsDir:           cfg.AppsDir,
 				MetricsAddr:       cfg.Metrics,
 				Runtime:           &agent.RuntimeOptions{SystemdUnitDir: cfg.SystemdUnitDir, AppUser: cfg.AppUser},
+				OutboxLimit:       outboxLimit,
+				AckTimeout:        cfg.AckTimeout,
 				// Restart-only: read once here.
 				SideloadScanInterval: cfg.SideloadScanInterval,
 			})

@@ -5,8 +5,8 @@
 //
 // Identity is the verified client certificate's common name; MQTT usernames
 // and passwords are ignored. A device (CN = its device id, which must also be
-// its MQTT client id) may subscribe only to its own desired topic and publish
-// only to its own status, events and presence topics; its last will must be
+// its MQTT client id) may subscribe only to its own desired and ack topics
+// and publish only to its own status, events and presence topics; its last will must be
 // its own presence topic. The controller identity (pki.ControllerIdentity)
 // may do everything.
 //

@@ -127,6 +127,8 @@ func TestDeviceSubscribeACL(t *testing.T) {
 	c := f.device("dev-1")
 	for _, filter := range []string{
 		protocol.DesiredTopic("dev-2"),
+		protocol.AckTopic("dev-2"),
+		protocol.AllDevices(protocol.KindAck),
 		"#",
 		"edgewarden/#",
 		protocol.TopicRoot + "+/desired",
@@ -156,6 +158,17 @@ func TestDeviceSubscribeACL(t *testing.T) {
 	} else if m := <-ch; string(m.Payload()) != "doc-dev-1" {
 		t.Fatalf("got %q", m.Payload())
 	}
+	// ...and its own acknowledgements, which only the controller writes.
+	code, ch := subscribe(t, c, protocol.AckTopic("dev-1"))
+	if code != 1 {
+		t.Fatalf("own ack topic refused: %#x", code)
+	}
+	if err := f.b.Publish(ctx, protocol.AckTopic("dev-1"), []byte("ack-dev-1"), false); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-ch; string(m.Payload()) != "ack-dev-1" {
+		t.Fatalf("got %q", m.Payload())
+	}
 }
 
 func TestDevicePublishACL(t *testing.T) {
@@ -165,6 +178,8 @@ func TestDevicePublishACL(t *testing.T) {
 		protocol.PresenceTopic("dev-2"),
 		protocol.DesiredTopic("dev-1"),
 		protocol.DesiredTopic("dev-2"),
+		protocol.AckTopic("dev-1"), // a device cannot acknowledge its own events
+		protocol.AckTopic("dev-2"),
 		"edgewarden/v1/devices/dev-1/other",
 		"random/topic",
 	} {

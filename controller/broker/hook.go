@@ -122,7 +122,7 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
 }
 
 // OnACLCheck is the per-device rule. For a subscription, topic is the
-// filter, so wildcards never equal the device's own desired topic.
+// filter, so wildcards never equal the device's own desired or ack topic.
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	return allowed(identity(cl), topic, write)
 }
@@ -135,7 +135,9 @@ func allowed(id, topic string, write bool) bool {
 		return false
 	}
 	if !write {
-		return topic == protocol.DesiredTopic(id)
+		// Its signed document, and the controller's acknowledgements of
+		// what it stored. A device never writes either.
+		return topic == protocol.DesiredTopic(id) || topic == protocol.AckTopic(id)
 	}
 	switch topic {
 	case protocol.StatusTopic(id), protocol.EventsTopic(id), protocol.PresenceTopic(id):

@@ -188,7 +188,7 @@ func (l *Link) handle(_ paho.Client, m paho.Message) {
 	l.mu.Unlock()
 	defer l.handlers.Done()
 	deviceID, kind, err := protocol.ParseTopic(m.Topic())
-	if err != nil || kind == protocol.KindDesired {
+	if err != nil || kind == protocol.KindDesired || kind == protocol.KindAck {
 		l.log.Warn("ignoring message on an unexpected topic", "topic", m.Topic())
 		m.Ack()
 		return

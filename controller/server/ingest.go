@@ -11,11 +11,15 @@ import (
 )
 
 // ingest stores one message a device published. The broker calls it before
-// it acknowledges the message, so a PUBACK to the device means committed
-// here; a storage error is returned, so the message is not acknowledged and
-// the agent sends it again. A malformed message can never become valid: it
-// is logged, recorded in the audit log as a security event and dropped
-// (acknowledged), so it cannot wedge the device's outbox.
+// it acknowledges the message, so the embedded broker's PUBACK to the
+// device means committed here. Once committed, an end-to-end
+// acknowledgement goes to the device's ack topic (ack.go): an external
+// broker's PUBACK does not mean stored, and only that ack lets the agent
+// delete what it sent. A storage error is returned, so the message is not
+// acknowledged and the agent sends it again. A malformed message can never
+// become valid: it is logged, recorded in the audit log as a security event
+// and dropped (PUBACKed, never acknowledged end to end; the agent re-sends
+// it with backoff but it holds nothing else up).
 func (s *Server) ingest(ctx context.Context, deviceID, kind string, payload []byte) error {
 	err := s.store(ctx, deviceID, kind, payload)
 	result := "stored"
@@ -47,6 +51,9 @@ func (s *Server) store(ctx context.Context, deviceID, kind string, payload []byt
 		if err := s.statuses.submit(ctx, store.StatusUpdate{DeviceID: deviceID, Report: *r, At: now}); err != nil {
 			return err
 		}
+		if r.Seq > 0 && r.Seq <= protocol.MaxSeq {
+			s.acks.send(protocol.Ack{DeviceID: deviceID, StatusSeq: r.Seq})
+		}
 		if s.aheadOfUs(deviceID, r.AppliedRevision) {
 			s.log.Warn("device applied a revision this controller never published (restored from an older backup?); issuing a newer one",
 				"device", deviceID, "applied_revision", r.AppliedRevision)
@@ -59,11 +66,19 @@ func (s *Server) store(ctx context.Context, deviceID, kind string, payload []byt
 			return s.refuse(deviceID, kind, err)
 		}
 		n, err := s.db.RecordEvents(ctx, deviceID, b.Events)
-		if err == nil && n > 0 {
+		if err != nil {
+			return err
+		}
+		if n > 0 {
 			s.log.Info("device events", "device", deviceID, "new", n)
 			s.securityStored() // siem.go
 		}
-		return err
+		// Committed: the device may now delete the batch (duplicates
+		// included: they were stored before).
+		if b.Last > 0 {
+			s.acks.send(protocol.Ack{DeviceID: deviceID, Events: &protocol.SeqRange{First: b.First, Last: b.Last}})
+		}
+		return nil
 	case protocol.KindPresence:
 		if len(payload) == 0 {
 			return nil

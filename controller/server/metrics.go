@@ -17,6 +17,7 @@ type metrics struct {
 	documentsPublish prometheus.Counter
 	reconcileSeconds prometheus.Histogram
 	deviceMessages   *prometheus.CounterVec // by kind and result
+	acks             *prometheus.CounterVec // end-to-end acknowledgements, by result
 	apiRequests      *prometheus.HistogramVec
 	devicesConnected prometheus.GaugeFunc
 }
@@ -36,6 +37,10 @@ func newMetrics(online func() float64) *metrics {
 		Name: "edgewarden_controller_device_messages_total",
 		Help: "Messages devices published, by kind (status, events, presence) and result (stored, refused, error).",
 	}, []string{"kind", "result"})
+	m.acks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edgewarden_controller_device_acks_total",
+		Help: "End-to-end acknowledgements of stored device reports, by result (sent; dropped: queue full; failed: not published). A device re-sends what was not acknowledged.",
+	}, []string{"result"})
 	m.apiRequests = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "edgewarden_controller_api_request_seconds",
 		Help:    "REST API latency by method and status code.",
@@ -45,7 +50,7 @@ func newMetrics(online func() float64) *metrics {
 		Name: "edgewarden_controller_devices_online",
 		Help: "Devices whose last presence was online.",
 	}, online)
-	m.reg.MustRegister(m.documentsPublish, m.reconcileSeconds, m.deviceMessages, m.apiRequests, m.devicesConnected,
+	m.reg.MustRegister(m.documentsPublish, m.reconcileSeconds, m.deviceMessages, m.acks, m.apiRequests, m.devicesConnected,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -159,6 +159,7 @@ type Server struct {
 	// Device reports are group-committed (batch.go).
 	statuses  *groupCommit[store.StatusUpdate]
 	presences *groupCommit[store.PresenceUpdate]
+	acks      *acker         // end-to-end acknowledgements to devices (ack.go)
 	siem      *siem.Exporter // nil without Options.SIEMLog (siem.go)
 
 	changed chan struct{} // capacity 1: a pending "recompile" request
@@ -241,12 +242,14 @@ func Run(ctx context.Context, opts Options) error {
 	s.presences = newGroupCommit(ingestBatch, s.db.RecordPresences)
 	ingestWG.Go(func() { s.statuses.run(ingestCtx) })
 	ingestWG.Go(func() { s.presences.run(ingestCtx) })
+	s.acks = newAcker(s)
 
 	mqttURL, err := s.startTransport(ctx)
 	if err != nil {
 		return err
 	}
 	defer s.transport.Close()
+	ingestWG.Go(func() { s.acks.run(ingestCtx) })
 
 	advHTTP := opts.AdvertiseHTTP
 	if advHTTP == "" {
