@@ -228,11 +228,8 @@ func TestEnrollTokensDevicesGroups(t *testing.T) {
 		t.Errorf("devices table:\n%s", table)
 	}
 	c.ok("devices", "approve", "press-01")
-	s.Store.SetDesired(store.DesiredRecord{DeviceID: "press-01", Revision: 4})
-	s.Store.UpdateDevice("press-01", func(d *store.Device) {
-		d.Online, d.AppliedRevision = true, 4
-		d.Apps = []protocol.AppStatus{{Name: "opcua-bridge", Version: "1.2.0", State: protocol.AppRunning}}
-	})
+	s.SetDesired(t, "press-01", 4)
+	s.Report(t, "press-01", true, protocol.StatusReport{AppliedRevision: 4, Apps: []protocol.AppStatus{{Name: "opcua-bridge", Version: "1.2.0", State: protocol.AppRunning}}})
 	var m map[string]any
 	c.jsonOf(&m, "devices", "show", "press-01")
 	for _, k := range []string{"id", "online", "groups", "labels", "desired_revision", "applied_revision", "apps", "last_seen"} {
@@ -314,6 +311,6 @@ func TestEnrollTokensDevicesGroups(t *testing.T) {
 func TestDisabledUserLosesSession(t *testing.T) {
 	s := apitest.NewServer(t, nil)
 	c := login(t, s)
-	s.Store.SetUserState(apitest.AdminUser, store.UserDisabled)
+	s.SetUserState(t, apitest.AdminUser, store.UserDisabled)
 	c.fails(1, "disabled", "devices", "ls")
 }

@@ -84,45 +84,6 @@ func (a *API) initAccess() {
 	}
 }
 
-func (a *API) accessRoutes() {
-	public := func(pattern string, h handlerFunc) { a.handle(pattern, authNone, h) }
-	authed := func(pattern string, h handlerFunc) { a.handle(pattern, authSession, h) }
-
-	authed("POST /api/v1/users", a.inviteUser)
-	public("POST /api/v1/users/activate", a.activateUser)
-	authed("GET /api/v1/users", a.listUsers)
-	authed("POST /api/v1/users/{name}/disable", a.disableUser)
-	authed("DELETE /api/v1/users/{name}", a.deleteUser)
-
-	authed("POST /api/v1/teams", a.createTeam)
-	authed("GET /api/v1/teams", a.listTeams)
-	authed("DELETE /api/v1/teams/{name}", a.deleteTeam)
-	authed("POST /api/v1/teams/{name}/members", a.addTeamMembers)
-	authed("POST /api/v1/teams/{name}/members/remove", a.removeTeamMembers)
-
-	authed("GET /api/v1/actions", a.listActions)
-	authed("GET /api/v1/roles", a.listRoles)
-	authed("GET /api/v1/roles/{name}", a.getRole)
-	authed("POST /api/v1/roles", a.createRole)
-	authed("PUT /api/v1/roles/{name}", a.updateRole)
-	authed("DELETE /api/v1/roles/{name}", a.deleteRole)
-
-	authed("POST /api/v1/grants", a.createGrant)
-	authed("GET /api/v1/grants", a.listGrants)
-	authed("DELETE /api/v1/grants/{id}", a.deleteGrant)
-	authed("POST /api/v1/share", a.share)
-	authed("POST /api/v1/access/check", a.checkAccess)
-
-	authed("POST /api/v1/tokens", a.issueToken)
-	authed("GET /api/v1/tokens", a.listTokens)
-	authed("DELETE /api/v1/tokens/{id}", a.revokeToken)
-
-	authed("GET /api/v1/audit", a.listAudit)
-	authed("GET /api/v1/settings", a.getSettings)
-	authed("PUT /api/v1/settings/banner", a.setBanner)
-	authed("PUT /api/v1/settings/sideload", a.setSideload)
-}
-
 func (a *API) accessStore() (AccessStore, error) {
 	if a.opts.Access == nil {
 		return nil, errorf(http.StatusNotImplemented, "this controller has no access store configured")
@@ -187,9 +148,6 @@ func userView(u store.User, v *authz.View) apiv1.User {
 }
 
 func (a *API) inviteUser(w http.ResponseWriter, r *http.Request) error {
-	if err := a.authorize(r, actManageUsers, resController); err != nil {
-		return err
-	}
 	actor, _, st, err := a.actor(r)
 	if err != nil {
 		return err
@@ -258,9 +216,6 @@ func (a *API) activateUser(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listUsers(w http.ResponseWriter, r *http.Request) error {
-	if err := a.authorize(r, actManageUsers, resController); err != nil {
-		return err
-	}
 	_, v, st, err := a.actor(r)
 	if err != nil {
 		return err
@@ -278,9 +233,6 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) disableUser(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
-	if err := a.authorize(r, actManageUsers, resController); err != nil {
-		return err
-	}
 	actor, v, st, err := a.actor(r)
 	if err != nil {
 		return err
@@ -309,9 +261,6 @@ func (a *API) disableUser(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
-	if err := a.authorize(r, actManageUsers, resController); err != nil {
-		return err
-	}
 	actor, _, st, err := a.actor(r)
 	if err != nil {
 		return err
@@ -342,9 +291,6 @@ func teamView(t store.Team) apiv1.Team {
 }
 
 func (a *API) createTeam(w http.ResponseWriter, r *http.Request) error {
-	if err := a.authorize(r, actManageUsers, resController); err != nil {
-		return err
-	}
 	_, _, st, err := a.actor(r)
 	if err != nil {
 		return err
@@ -369,9 +315,6 @@ func (a *API) createTeam(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listTeams(w http.ResponseWriter, r *http.Request) error {
-	if err := a.authorize(r, actManageUsers, resController); err != nil {
-		return err
-	}
 	_, _, st, err := a.actor(r)
 	if err != nil {
 		return err
@@ -389,9 +332,6 @@ func (a *API) listTeams(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) deleteTeam(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
-	if err := a.authorize(r, actManageUsers, resController); err != nil {
-		return err
-	}
 	_, _, st, err := a.actor(r)
 	if err != nil {
 		return err
@@ -425,9 +365,6 @@ func (a *API) removeTeamMembers(w http.ResponseWriter, r *http.Request) error {
 // right to create each of the team's grants (no escalation).
 func (a *API) changeTeamMembers(w http.ResponseWriter, r *http.Request, add bool) error {
 	name := r.PathValue("name")
-	if err := a.authorize(r, actManageUsers, resController); err != nil {
-		return err
-	}
 	actor, v, st, err := a.actor(r)
 	if err != nil {
 		return err
@@ -539,9 +476,6 @@ func (a *API) parseRole(r *http.Request, req apiv1.RoleRequest, v *authz.View, a
 }
 
 func (a *API) createRole(w http.ResponseWriter, r *http.Request) error {
-	if err := a.authorize(r, actManageRoles, resController); err != nil {
-		return err
-	}
 	actor, v, st, err := a.actor(r)
 	if err != nil {
 		return err
@@ -579,9 +513,6 @@ func roleDetail(r access.Role) string {
 
 func (a *API) updateRole(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
-	if err := a.authorize(r, actManageRoles, resController); err != nil {
-		return err
-	}
 	actor, v, st, err := a.actor(r)
 	if err != nil {
 		return err
@@ -619,9 +550,6 @@ func (a *API) updateRole(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) deleteRole(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
-	if err := a.authorize(r, actManageRoles, resController); err != nil {
-		return err
-	}
 	_, _, st, err := a.actor(r)
 	if err != nil {
 		return err
@@ -716,7 +644,7 @@ func (a *API) createGrant(w http.ResponseWriter, r *http.Request) error {
 	}
 	canManage := v.Allowed(actor, access.ControllerManageRoles, access.ControllerResource())
 	if concerns(v, actor, subject) && !canManage {
-		a.auditAs(r, actor, store.AuditAccess, "access.denied", subject.String(), "grant to oneself without "+actManageRoles)
+		a.auditAs(r, actor, store.AuditAccess, "access.denied", subject.String(), "grant to oneself without "+string(access.ControllerManageRoles))
 		return errorf(http.StatusForbidden, "%s may not change their own grants: that needs %s", actor, access.ControllerManageRoles)
 	}
 	res := scopeResource(v, scope)
@@ -1060,9 +988,6 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request) error {
 // --- audit and settings ---
 
 func (a *API) listAudit(w http.ResponseWriter, r *http.Request) error {
-	if err := a.authorize(r, actAudit, resController); err != nil {
-		return err
-	}
 	_, _, st, err := a.actor(r)
 	if err != nil {
 		return err
@@ -1106,9 +1031,6 @@ func (a *API) settings(ctx context.Context, st AccessStore) (apiv1.Settings, err
 func (a *API) getSettings(w http.ResponseWriter, r *http.Request) error { return a.writeSettings(w, r) }
 
 func (a *API) setBanner(w http.ResponseWriter, r *http.Request) error {
-	if err := a.authorize(r, actSettings, resController); err != nil {
-		return err
-	}
 	_, _, st, err := a.actor(r)
 	if err != nil {
 		return err
@@ -1131,9 +1053,6 @@ func (a *API) setBanner(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) setSideload(w http.ResponseWriter, r *http.Request) error {
-	if err := a.authorize(r, actSettings, resController); err != nil {
-		return err
-	}
 	_, _, st, err := a.actor(r)
 	if err != nil {
 		return err

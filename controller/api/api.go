@@ -96,9 +96,8 @@ type API struct {
 	apps   appLock
 	authz  *authz.Authorizer
 
-	// registered lists every route in registration order (see handle in
-	// openapi.go); openapi_test.go checks it against openapi.yaml.
-	registered []route
+	// table is the route table (routes.go) this API serves.
+	table []*Route
 }
 
 // New returns the API for opts.
@@ -117,6 +116,9 @@ func New(opts Options) *API {
 	}
 	a := &API{opts: opts, log: opts.Logger, now: opts.Now, mux: http.NewServeMux()}
 	a.initAccess()
+	for _, rt := range routeTable() {
+		a.table = append(a.table, &rt)
+	}
 	a.routes()
 	return a
 }
@@ -127,64 +129,6 @@ func (a *API) Handler() http.Handler { return a.mux }
 // handlerFunc is an endpoint: it writes its response on success and returns
 // an error otherwise, which serve turns into an apiv1.Error response.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
-
-func (a *API) routes() {
-	public := func(pattern string, h handlerFunc) { a.handle(pattern, authNone, h) }
-	authed := func(pattern string, h handlerFunc) { a.handle(pattern, authSession, h) }
-
-	public("POST /api/v1/login", a.login)
-	public("GET /api/v1/banner", a.banner)
-	public("POST /api/v1/enroll", a.enroll)
-
-	authed("POST /api/v1/enroll-tokens", a.createEnrollToken)
-	authed("GET /api/v1/enroll-tokens", a.listEnrollTokens)
-	authed("DELETE /api/v1/enroll-tokens/{id}", a.revokeEnrollToken)
-
-	authed("GET /api/v1/devices", a.listDevices)
-	authed("GET /api/v1/devices/{id}", a.getDevice)
-	authed("POST /api/v1/devices/{id}/approve", a.approveDevice)
-	authed("PUT /api/v1/devices/{id}/labels", a.setDeviceLabels)
-	authed("DELETE /api/v1/devices/{id}", a.deleteDevice)
-
-	authed("POST /api/v1/groups", a.createGroup)
-	authed("GET /api/v1/groups", a.listGroups)
-	authed("GET /api/v1/groups/{name}", a.getGroup)
-	authed("DELETE /api/v1/groups/{name}", a.deleteGroup)
-	authed("POST /api/v1/groups/{name}/devices", a.addGroupDevices)
-	authed("POST /api/v1/groups/{name}/devices/remove", a.removeGroupDevices)
-	authed("POST /api/v1/groups/{name}/includes", a.includeGroup)
-	authed("DELETE /api/v1/groups/{name}/includes/{child}", a.excludeGroup)
-
-	authed("GET /api/v1/status", a.fleetStatus)
-	a.appRoutes()
-	a.accessRoutes()
-	a.eventRoutes() // events.go: device events, sideload overrides
-	a.openapiRoutes()
-
-	a.mux.Handle("/", a.serve(func(w http.ResponseWriter, r *http.Request) error {
-		return errorf(http.StatusNotFound, "no such endpoint: %s %s (see the apiv1 package for the endpoints)", r.Method, r.URL.Path)
-	}, false))
-}
-
-// serve adapts h: it authenticates the request when needAuth is set and
-// writes h's error as an apiv1.Error.
-func (a *API) serve(h handlerFunc, needAuth bool) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		if needAuth {
-			p, err := a.authenticate(r)
-			if err != nil {
-				a.writeError(w, r, err)
-				return
-			}
-			r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
-		}
-		if err := h(w, r); err != nil {
-			a.writeError(w, r, err)
-		}
-	})
-}
 
 // httpError is an error with the status code and the message the client
 // sees.

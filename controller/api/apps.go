@@ -68,25 +68,6 @@ type appLock struct{ mu sync.Mutex }
 // headers); a push body may hold this much besides the parts' content.
 const pushOverhead = 8 << 10
 
-func (a *API) appRoutes() {
-	authed := func(pattern string, h handlerFunc) { a.handle(pattern, authSession, h) }
-	authed("POST /api/v1/publishers", a.addPublisherKey)
-	authed("GET /api/v1/publishers", a.listPublishers)
-	authed("DELETE /api/v1/publishers/{name}", a.removePublisher)
-	authed("DELETE /api/v1/publishers/{name}/keys/{key}", a.removePublisherKey)
-
-	authed("POST /api/v1/apps", a.pushApp)
-	authed("GET /api/v1/apps", a.listApps)
-	authed("GET /api/v1/apps/{name}", a.getApp)
-	authed("DELETE /api/v1/apps/{name}/versions/{version}", a.deleteAppVersion)
-	authed("GET /api/v1/apps/{name}/versions/{version}/check", a.checkApp)
-	authed("POST /api/v1/apps/{name}/assignments", a.assignApp)
-	authed("DELETE /api/v1/apps/{name}/assignments/{group}", a.unassignApp)
-
-	// Devices authenticate with their client certificate, not a session.
-	a.handle("GET /api/v1/artifacts/{sha256}", authDevice, a.downloadArtifact)
-}
-
 func (a *API) appStore() (AppStore, AppCatalog, error) {
 	if a.opts.Apps == nil || a.opts.Catalog == nil {
 		return nil, nil, errorf(http.StatusServiceUnavailable, "this controller has no app catalogue configured")
@@ -124,9 +105,6 @@ func (a *API) addPublisherKey(w http.ResponseWriter, r *http.Request) error {
 	if req.Name == "" || strings.TrimSpace(req.KeyPEM) == "" {
 		return errorf(http.StatusBadRequest, "name and key_pem are required: name the publisher and give its PEM public key (cosign.pub)")
 	}
-	if err := a.authorize(r, actTrust, resController); err != nil {
-		return err
-	}
 	var p store.Publisher
 	err = a.change(r, store.AuditSecurity, "publisher.add-key", req.Name, "", func(ctx context.Context, c *store.Change) error {
 		c.DirtyAll() // every document carries the trusted publisher keys
@@ -152,9 +130,6 @@ func (a *API) listPublishers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := a.authorize(r, actAppView, resApps()); err != nil {
-		return err
-	}
 	ps, err := apps.ListPublishers(r.Context())
 	if err != nil {
 		return err
@@ -172,9 +147,6 @@ func (a *API) removePublisher(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	name := r.PathValue("name")
-	if err := a.authorize(r, actTrust, resController); err != nil {
-		return err
-	}
 	err = a.change(r, store.AuditSecurity, "publisher.remove", name, "all keys removed; its apps are no longer installable", func(ctx context.Context, c *store.Change) error {
 		c.DirtyAll()
 		before, err := apps.GetPublisher(ctx, name)
@@ -203,9 +175,6 @@ func (a *API) removePublisherKey(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	name, key := r.PathValue("name"), r.PathValue("key")
-	if err := a.authorize(r, actTrust, resController); err != nil {
-		return err
-	}
 	var p store.Publisher
 	err = a.change(r, store.AuditSecurity, "publisher.remove-key", name, "key="+key, func(ctx context.Context, c *store.Change) error {
 		c.DirtyAll()
@@ -317,7 +286,7 @@ func (a *API) pushApp(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusBadRequest, "push refused: %v; nothing stored", err)
 	}
 	target := m.Name + "@" + m.Version
-	if err := a.authorize(r, actAppPublish, resApp(m.Name)); err != nil {
+	if err := a.authorizeBody(r, m.Name); err != nil {
 		return err
 	}
 	ctx := r.Context()
@@ -554,9 +523,6 @@ func (a *API) listApps(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := a.authorize(r, actAppView, resApps()); err != nil {
-		return err
-	}
 	v, err := a.loadAppsView(r.Context(), apps)
 	if err != nil {
 		return err
@@ -568,14 +534,14 @@ func (a *API) listApps(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	slices.Sort(names)
-	// authorize lets every user list; show only the apps they may view.
-	view, err := a.view(r.Context())
+	// A List route: show only the apps the user may view.
+	may, err := a.visible(r)
 	if err != nil {
 		return err
 	}
 	out := make([]apiv1.AppSummary, 0, len(names))
 	for _, n := range names {
-		if !view.Allowed(a.user(r), access.AppView, access.AppResource(n)) {
+		if !may(resApp(n)) {
 			continue
 		}
 		app, _ := v.app(n)
@@ -606,9 +572,6 @@ func (a *API) getApp(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	name := r.PathValue("name")
-	if err := a.authorize(r, actAppView, resApp(name)); err != nil {
-		return err
-	}
 	v, err := a.loadAppsView(r.Context(), apps)
 	if err != nil {
 		return err
@@ -688,9 +651,6 @@ func (a *API) checkApp(w http.ResponseWriter, r *http.Request) error {
 	if group == "" {
 		return errorf(http.StatusBadRequest, "group is required: check against the devices of one group (?group=NAME)")
 	}
-	if err := a.authorize(r, actAppView, resApp(name)); err != nil {
-		return err
-	}
 	down, _ := strconv.ParseBool(r.URL.Query().Get("allow_downgrade"))
 	res, err := a.check(r.Context(), apps, name, version, group, manifest.GuideOptions{AllowDowngrade: down})
 	if err != nil {
@@ -728,10 +688,7 @@ func (a *API) assignApp(w http.ResponseWriter, r *http.Request) error {
 	}
 	// Deploying takes both: the right to deploy this app, and the right to
 	// install apps on the devices of the target group.
-	if err := a.authorize(r, actAppDeploy, resApp(name)); err != nil {
-		return err
-	}
-	if err := a.authorize(r, actDeviceInstall, resGroup(req.Group)); err != nil {
+	if err := a.authorize(r, access.DeviceAppInstall, access.ResourceDeviceGroup, req.Group); err != nil {
 		return err
 	}
 	res, err := a.check(r.Context(), apps, name, req.Version, req.Group, manifest.GuideOptions{AllowDowngrade: req.AllowDowngrade})
@@ -774,9 +731,6 @@ func (a *API) unassignApp(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	name, group := r.PathValue("name"), r.PathValue("group")
-	if err := a.authorize(r, actAppDeploy, resApp(name)); err != nil {
-		return err
-	}
 	err = a.change(r, store.AuditChange, "app.unassign", name, "group="+group, func(ctx context.Context, c *store.Change) error {
 		if err := c.DirtyGroups(ctx, group); err != nil {
 			return err
@@ -796,9 +750,6 @@ func (a *API) deleteAppVersion(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	name, version := r.PathValue("name"), r.PathValue("version")
-	if err := a.authorize(r, actAppDeleteVersion, resApp(name)); err != nil {
-		return err
-	}
 	ctx := context.WithoutCancel(r.Context())
 	a.apps.mu.Lock()
 	defer a.apps.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 
 	"github.com/edgewarden/edgewarden/controller/apiv1"
 	"github.com/edgewarden/edgewarden/controller/store"
+	"github.com/edgewarden/edgewarden/protocol/access"
 )
 
 func (v fleetView) group(g store.Group) apiv1.Group {
@@ -37,9 +38,6 @@ func (a *API) createGroup(w http.ResponseWriter, r *http.Request) error {
 	if req.Name == "" {
 		return errorf(http.StatusBadRequest, "name is required")
 	}
-	if err := a.authorize(r, actGroupCreate, resController); err != nil {
-		return err
-	}
 	var g store.Group
 	err := a.change(r, store.AuditChange, "group.create", req.Name, "selector="+req.Selector, func(ctx context.Context, c *store.Change) error {
 		var err error
@@ -58,9 +56,6 @@ func (a *API) createGroup(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listGroups(w http.ResponseWriter, r *http.Request) error {
-	if err := a.authorize(r, actGroupView, resGroups()); err != nil {
-		return err
-	}
 	gs, err := a.opts.Store.ListGroups(r.Context())
 	if err != nil {
 		return err
@@ -69,7 +64,7 @@ func (a *API) listGroups(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	may, err := a.visible(r, actGroupView)
+	may, err := a.visible(r)
 	if err != nil {
 		return err
 	}
@@ -84,9 +79,6 @@ func (a *API) listGroups(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) getGroup(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
-	if err := a.authorize(r, actGroupView, resGroup(name)); err != nil {
-		return err
-	}
 	g, err := a.opts.Store.GetGroup(r.Context(), name)
 	if err != nil {
 		return err
@@ -96,9 +88,6 @@ func (a *API) getGroup(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) deleteGroup(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
-	if err := a.authorize(r, actGroupDelete, resGroup(name)); err != nil {
-		return err
-	}
 	err := a.change(r, store.AuditChange, "group.delete", name, "", func(ctx context.Context, c *store.Change) error {
 		if err := c.DirtyGroups(ctx, name); err != nil {
 			return err
@@ -122,9 +111,6 @@ func (a *API) removeGroupDevices(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) changeGroupDevices(w http.ResponseWriter, r *http.Request, add bool) error {
 	name := r.PathValue("name")
-	if err := a.authorize(r, actGroupMembers, resGroup(name)); err != nil {
-		return err
-	}
 	var req apiv1.DevicesRequest
 	if err := a.decode(w, r, &req); err != nil {
 		return err
@@ -135,7 +121,7 @@ func (a *API) changeGroupDevices(w http.ResponseWriter, r *http.Request, add boo
 	if add {
 		// Adding a device hands it to everyone holding grants on the group.
 		for _, id := range req.Devices {
-			if err := a.authorize(r, actDeviceManage, resDevice(id)); err != nil {
+			if err := a.authorize(r, access.DeviceManage, access.ResourceDevice, id); err != nil {
 				return err
 			}
 		}
@@ -159,9 +145,6 @@ func (a *API) changeGroupDevices(w http.ResponseWriter, r *http.Request, add boo
 
 func (a *API) includeGroup(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
-	if err := a.authorize(r, actGroupMembers, resGroup(name)); err != nil {
-		return err
-	}
 	var req apiv1.IncludeRequest
 	if err := a.decode(w, r, &req); err != nil {
 		return err
@@ -174,7 +157,7 @@ func (a *API) includeGroup(w http.ResponseWriter, r *http.Request) error {
 	}
 	// Including a group hands its devices to everyone holding grants on the
 	// parent: that is sharing the child.
-	if err := a.authorize(r, actGroupShare, resGroup(req.Group)); err != nil {
+	if err := a.authorize(r, access.DeviceGroupShare, access.ResourceDeviceGroup, req.Group); err != nil {
 		return err
 	}
 	var g store.Group
@@ -194,9 +177,6 @@ func (a *API) includeGroup(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) excludeGroup(w http.ResponseWriter, r *http.Request) error {
 	name, child := r.PathValue("name"), r.PathValue("child")
-	if err := a.authorize(r, actGroupMembers, resGroup(name)); err != nil {
-		return err
-	}
 	var g store.Group
 	err := a.change(r, store.AuditChange, "group.exclude", name, child, func(ctx context.Context, c *store.Change) error {
 		if err := c.DirtyGroups(ctx, child); err != nil {

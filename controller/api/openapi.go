@@ -34,35 +34,6 @@ var openapiJSON = sync.OnceValues(func() ([]byte, error) {
 // GET /api/v1/openapi.yaml serves it.
 func OpenAPI() []byte { return append([]byte(nil), openapiYAML...) }
 
-// routeAuth is how a route authenticates its caller.
-type routeAuth int
-
-const (
-	authNone    routeAuth = iota // public: login, banner, enroll, activation, this document
-	authSession                  // "Authorization: Bearer <session token>"
-	authDevice                   // the device's client certificate (mutual TLS)
-)
-
-// route is one registered endpoint.
-type route struct {
-	pattern string // as http.ServeMux reads it: "METHOD /path/{param}"
-	auth    routeAuth
-}
-
-// handle registers h at pattern and records the route, so that the set of
-// real routes can be listed (and checked against openapi.yaml). Only
-// authSession routes are authenticated by serve; authDevice handlers check
-// the client certificate themselves.
-func (a *API) handle(pattern string, auth routeAuth, h handlerFunc) {
-	a.registered = append(a.registered, route{pattern: pattern, auth: auth})
-	a.mux.Handle(pattern, a.serve(h, auth == authSession))
-}
-
-func (a *API) openapiRoutes() {
-	a.handle("GET /api/v1/openapi.yaml", authNone, a.serveOpenAPIYAML)
-	a.handle("GET /api/v1/openapi.json", authNone, a.serveOpenAPIJSON)
-}
-
 func (a *API) serveOpenAPIYAML(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "application/yaml")
 	_, _ = w.Write(openapiYAML)

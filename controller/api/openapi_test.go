@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -209,14 +208,14 @@ var wildcard = regexp.MustCompile(`\{([^}.$]+)(\.\.\.)?\}`)
 
 // realRoutes returns the routes the API registers, keyed as operations
 // are ("METHOD /path/{param}").
-func realRoutes(t *testing.T) map[string]routeAuth {
+func realRoutes(t *testing.T) map[string]Auth {
 	t.Helper()
 	a := New(Options{})
-	out := map[string]routeAuth{}
-	for _, r := range a.registered {
-		method, path, ok := strings.Cut(r.pattern, " ")
+	out := map[string]Auth{}
+	for _, r := range a.table {
+		method, path, ok := strings.Cut(r.Pattern(), " ")
 		if !ok || method == "" {
-			t.Errorf("route %q has no method; every route must name one", r.pattern)
+			t.Errorf("route %q has no method; every route must name one", r.Pattern())
 			continue
 		}
 		path = strings.TrimSuffix(wildcard.ReplaceAllString(path, "{$1}"), "{$}")
@@ -224,7 +223,7 @@ func realRoutes(t *testing.T) map[string]routeAuth {
 		if _, dup := out[key]; dup {
 			t.Errorf("route %s registered twice", key)
 		}
-		out[key] = r.auth
+		out[key] = r.Auth
 	}
 	if len(out) < 50 {
 		t.Fatalf("only %d routes registered; the route list is broken", len(out))
@@ -256,7 +255,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 				schemes = append(schemes, doc.Components.SecuritySchemes[name].Type)
 			}
 		}
-		want := map[routeAuth][]string{authNone: nil, authSession: {"http"}, authDevice: {"mutualTLS"}}[auth]
+		want := map[Auth][]string{Public: nil, Authorized: {"http"}, Authenticated: {"http"}, Device: {"mutualTLS"}}[auth]
 		if !slices.Equal(schemes, want) {
 			t.Errorf("%s: openapi.yaml security schemes %v, the route authenticates with %v", key, schemes, want)
 		}
@@ -647,12 +646,12 @@ func TestOpenAPIServed(t *testing.T) {
 		})
 	}
 
-	// Only GET is served (other methods fall through to the API's 404),
-	// and the rest of the API still needs a session.
+	// Only GET is served (other methods answer 405), and the rest of the
+	// API still needs a session.
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPut, "/api/v1/openapi.yaml", strings.NewReader("x")))
-	if rec.Code != http.StatusNotFound {
-		t.Errorf("PUT /api/v1/openapi.yaml: %d, want 404", rec.Code)
+	if rec.Code != http.StatusMethodNotAllowed {
+		t.Errorf("PUT /api/v1/openapi.yaml: %d, want 405", rec.Code)
 	}
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/devices", nil))
@@ -726,210 +725,4 @@ func TestOpenAPISchemaCheckFails(t *testing.T) {
 	}) {
 		t.Errorf("a field of another struct type is not reported: %q", probs)
 	}
-}
-
-// statusByName maps the names of net/http's status constants to codes.
-func statusByName() map[string]int {
-	m := map[string]int{}
-	for code := 100; code < 600; code++ {
-		if text := http.StatusText(code); text != "" {
-			m["Status"+strings.NewReplacer(" ", "", "-", "", "'", "").Replace(text)] = code
-		}
-	}
-	return m
-}
-
-// handlerStatuses reads this package's source and returns, for every route
-// registered with a literal pattern and a method value (authed("GET
-// /api/v1/x", a.getX)), the status codes the handler's code names: the
-// http.Status constants in its body and in every function or method of
-// this package it calls, transitively. Statuses that come from elsewhere
-// (store errors mapped by writeError, http.ServeContent) are not seen.
-func handlerStatuses(t *testing.T) map[string][]int {
-	t.Helper()
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fset := token.NewFileSet()
-	funcs := map[string]*ast.FuncDecl{} // "name" or "API.name"
-	var parsed []*ast.File
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		file, err := parser.ParseFile(fset, f, nil, parser.SkipObjectResolution)
-		if err != nil {
-			t.Fatal(err)
-		}
-		parsed = append(parsed, file)
-		for _, d := range file.Decls {
-			if fd, ok := d.(*ast.FuncDecl); ok {
-				key := fd.Name.Name
-				if fd.Recv != nil {
-					key = "API." + key
-				}
-				funcs[key] = fd
-			}
-		}
-	}
-	codes := statusByName()
-	memo := map[string][]int{}
-	var statuses func(key string) []int
-	statuses = func(key string) []int {
-		if s, ok := memo[key]; ok {
-			return s
-		}
-		memo[key] = nil // cycles
-		fd := funcs[key]
-		if fd == nil || fd.Body == nil {
-			return nil
-		}
-		var out []int
-		ast.Inspect(fd.Body, func(n ast.Node) bool {
-			switch n := n.(type) {
-			case *ast.SelectorExpr:
-				if x, ok := n.X.(*ast.Ident); ok && x.Name == "http" && strings.HasPrefix(n.Sel.Name, "Status") {
-					code, ok := codes[n.Sel.Name]
-					if !ok {
-						t.Errorf("%s: unknown status constant http.%s", key, n.Sel.Name)
-					}
-					out = append(out, code)
-				} else if _, ok := funcs["API."+n.Sel.Name]; ok {
-					out = append(out, statuses("API."+n.Sel.Name)...)
-				}
-			case *ast.CallExpr:
-				if id, ok := n.Fun.(*ast.Ident); ok {
-					out = append(out, statuses(id.Name)...)
-				}
-			}
-			return true
-		})
-		slices.Sort(out)
-		out = slices.Compact(out)
-		memo[key] = out
-		return out
-	}
-
-	routes := map[string][]int{}
-	for _, file := range parsed {
-		ast.Inspect(file, func(n ast.Node) bool {
-			call, ok := n.(*ast.CallExpr)
-			if !ok || len(call.Args) < 2 {
-				return true
-			}
-			lit, ok := call.Args[0].(*ast.BasicLit)
-			if !ok || lit.Kind != token.STRING || !strings.Contains(lit.Value, " /api/") {
-				return true
-			}
-			h, ok := call.Args[len(call.Args)-1].(*ast.SelectorExpr)
-			if !ok {
-				return true
-			}
-			pattern := strings.Trim(lit.Value, "\"`")
-			routes[pattern] = statuses("API." + h.Sel.Name)
-			return true
-		})
-	}
-	return routes
-}
-
-// unreachableStatuses are statuses handlerStatuses sees in code a handler
-// calls but the handler cannot answer: listings call authorize with "*",
-// which never refuses (the handler filters instead).
-var unreachableStatuses = map[string][]int{
-	"GET /api/v1/devices":    {http.StatusForbidden},
-	"GET /api/v1/status":     {http.StatusForbidden},
-	"GET /api/v1/groups":     {http.StatusForbidden},
-	"GET /api/v1/publishers": {http.StatusForbidden},
-	"GET /api/v1/apps":       {http.StatusForbidden},
-}
-
-// TestOpenAPIStatuses fails when a handler's code names a status code its
-// operation in openapi.yaml does not list.
-func TestOpenAPIStatuses(t *testing.T) {
-	ops := loadDoc(t, openapiYAML).operations(t)
-	found := handlerStatuses(t)
-	if len(found) < len(realRoutes(t))-2 {
-		t.Fatalf("found the handlers of only %d routes in the source", len(found))
-	}
-	for pattern, codes := range found {
-		op, ok := ops[pattern]
-		if !ok {
-			continue // TestOpenAPIRoutes reports it
-		}
-		for _, code := range codes {
-			if _, ok := op.Responses[strconv.Itoa(code)]; !ok && !slices.Contains(unreachableStatuses[pattern], code) {
-				t.Errorf("%s: the handler answers %d, openapi.yaml does not list it", pattern, code)
-			}
-		}
-	}
-}
-
-// TestRoutesRegisteredThroughHandle fails when code registers a route on
-// the mux directly: only routes registered with handle are listed, and so
-// checked against openapi.yaml. The catch-all "/" is the one exception.
-func TestRoutesRegisteredThroughHandle(t *testing.T) {
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fset := token.NewFileSet()
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		file, err := parser.ParseFile(fset, f, nil, parser.SkipObjectResolution)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, where := range directRegistrations(fset, file) {
-			t.Errorf("%s registers a route on the mux directly; use a.handle (or the public/authed helpers) so openapi_test.go sees it", where)
-		}
-	}
-
-	// The check itself finds a direct registration.
-	src := `package api
-func (a *API) more() {
-	a.mux.Handle("/", nil)
-	a.mux.Handle("GET /api/v1/secret", a.serve(a.secret, false))
-}`
-	file, err := parser.ParseFile(fset, "more.go", src, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := directRegistrations(fset, file); len(got) != 1 || !strings.Contains(got[0], "more.go:4") {
-		t.Errorf("directRegistrations of a direct registration: %q, want one at more.go:4", got)
-	}
-}
-
-// directRegistrations lists where file calls mux.Handle or mux.HandleFunc
-// outside handle, other than for the catch-all "/".
-func directRegistrations(fset *token.FileSet, file *ast.File) []string {
-	var out []string
-	for _, d := range file.Decls {
-		fd, ok := d.(*ast.FuncDecl)
-		if !ok || fd.Body == nil || fd.Name.Name == "handle" {
-			continue
-		}
-		ast.Inspect(fd.Body, func(n ast.Node) bool {
-			call, ok := n.(*ast.CallExpr)
-			if !ok || len(call.Args) == 0 {
-				return true
-			}
-			sel, ok := call.Fun.(*ast.SelectorExpr)
-			if !ok || (sel.Sel.Name != "Handle" && sel.Sel.Name != "HandleFunc") {
-				return true
-			}
-			if recv, ok := sel.X.(*ast.SelectorExpr); !ok || recv.Sel.Name != "mux" {
-				return true
-			}
-			if lit, ok := call.Args[0].(*ast.BasicLit); ok && lit.Value == `"/"` {
-				return true
-			}
-			out = append(out, fmt.Sprintf("%s (in %s)", fset.Position(call.Pos()), fd.Name.Name))
-			return true
-		})
-	}
-	return out
 }

@@ -62,43 +62,11 @@ func (a *API) authenticate(r *http.Request) (principal, error) {
 	return principal{User: u.Name}, nil
 }
 
-// Actions the API asks authorize about: names from the access catalogue
-// (protocol/access).
-const (
-	actEnrollTokensManage = string(access.ControllerEnroll)
-	actDeviceView         = string(access.DeviceView)
-	actDeviceManage       = string(access.DeviceManage)
-	actDeviceInstall      = string(access.DeviceAppInstall)
-	actGroupView          = string(access.DeviceGroupView)
-	actGroupCreate        = string(access.ControllerCreateDeviceGroup)
-	actGroupDelete        = string(access.DeviceGroupDelete)
-	actGroupMembers       = string(access.DeviceGroupManageMembers)
-	actGroupShare         = string(access.DeviceGroupShare)
-	actAppView            = string(access.AppView)
-	actAppPublish         = string(access.AppPublish)
-	actAppDeploy          = string(access.AppDeploy)
-	actAppDeleteVersion   = string(access.AppDeleteVersion)
-	actManageUsers        = string(access.ControllerManageUsers)
-	actManageRoles        = string(access.ControllerManageRoles)
-	actManageTokens       = string(access.ControllerManageTokens)
-	actSettings           = string(access.ControllerSettings)
-	actAudit              = string(access.ControllerAudit)
-	actTrust              = string(access.ControllerTrust)
-)
-
-// Resources named in authorize calls: "controller", or "<type>:<id>" with
-// type device, device-group or app. The id "*" means "some of them" (a
-// listing): authorize lets every active user through and the handler
-// filters the list with View.Allowed.
-const resController = "controller"
-
-func resDevice(id string) string   { return "device:" + id }
-func resGroup(name string) string  { return "device-group:" + name }
-func resApp(name string) string    { return "app:" + name }
-func resDevices() string           { return "device:*" }
-func resGroups() string            { return "device-group:*" }
-func resApps() string              { return "app:*" }
-func resEnrollToken(string) string { return resController }
+// Resources named for visible's filter: "<type>:<id>" with type device,
+// device-group or app.
+func resDevice(id string) string  { return "device:" + id }
+func resGroup(name string) string { return "device-group:" + name }
+func resApp(name string) string   { return "app:" + name }
 
 // view returns the current access view (compiled evaluator and ancestry).
 func (a *API) view(ctx context.Context) (*authz.View, error) {
@@ -108,33 +76,40 @@ func (a *API) view(ctx context.Context) (*authz.View, error) {
 	return a.authz.View(ctx)
 }
 
-// authorize decides whether the request's user may perform action on
-// resource (see resDevice etc.), with the access evaluator compiled from
-// the store's roles, grants, users and teams and the fleet's group
-// ancestry. Every handler that needs a session calls it before doing
-// anything. A refusal is 403 with the evaluator's reason, and is audited.
-func (a *API) authorize(r *http.Request, action, resource string) error {
+// authorize decides whether the request's user may perform action on the
+// resource of type typ named id ("" for the controller), with the access
+// evaluator compiled from the store's roles, grants, users and teams and
+// the fleet's group ancestry. The middleware calls it for every Authorized
+// route (see Route); handlers call it only for a route's further checks
+// (Route.Also). A refusal is 403 with the evaluator's reason, and is
+// audited.
+func (a *API) authorize(r *http.Request, action access.Action, typ access.ResourceType, id string) error {
 	p, ok := principalOf(r)
 	if !ok {
-		return errorf(http.StatusUnauthorized, "not logged in: %s on %s needs a session; run `edgewarden login`", action, resource)
+		return errorf(http.StatusUnauthorized, "not logged in: %s needs a session; run `edgewarden login`", action)
 	}
-	act, err := access.ParseAction(action)
-	if err != nil {
-		return fmt.Errorf("api: authorize: %w", err) // a programming error: 500
-	}
-	typ, id, _ := strings.Cut(resource, ":")
-	if id == "*" {
-		return nil // a listing: the handler filters
+	if _, ok := access.LookupAction(action); !ok {
+		return fmt.Errorf("api: authorize: unknown action %q", action) // a programming error: 500
 	}
 	v, err := a.view(r.Context())
 	if err != nil {
 		return err
 	}
-	d := v.Decide(p.User, act, v.Resource(access.ResourceType(typ), id))
-	if !d.Allowed {
-		return a.denied(r, act, v.Resource(access.ResourceType(typ), id), d)
+	res := v.Resource(typ, id)
+	if d := v.Decide(p.User, action, res); !d.Allowed {
+		return a.denied(r, action, res, d)
 	}
 	return nil
+}
+
+// authorizeBody authorizes a route whose resource its body names
+// (Route.Body): the route's Action on the object id.
+func (a *API) authorizeBody(r *http.Request, id string) error {
+	rt := routeOf(r)
+	if rt == nil || rt.Body == "" {
+		return fmt.Errorf("api: authorizeBody outside a route that declares Body")
+	}
+	return a.authorize(r, rt.Action, rt.Action.ResourceType(), id)
 }
 
 // denied audits a refused request and returns its 403.
@@ -238,17 +213,17 @@ func (a *API) getBanner(ctx context.Context) (string, error) {
 	return b, err
 }
 
-// visible returns a filter for listings: whether the request's user may
-// perform action on a resource (as named for authorize), decided with one
-// access view for the whole listing.
-func (a *API) visible(r *http.Request, action string) (func(resource string) bool, error) {
+// visible returns the filter of a List route: whether the request's user
+// holds the route's Action on a resource (as resDevice etc. name it),
+// decided with one access view for the whole listing.
+func (a *API) visible(r *http.Request) (func(resource string) bool, error) {
 	p, ok := principalOf(r)
 	if !ok {
 		return nil, errorf(http.StatusUnauthorized, "not logged in; run `edgewarden login`")
 	}
-	act, err := access.ParseAction(action)
-	if err != nil {
-		return nil, fmt.Errorf("api: visible: %w", err)
+	rt := routeOf(r)
+	if rt == nil || !rt.List {
+		return nil, fmt.Errorf("api: visible outside a List route")
 	}
 	v, err := a.view(r.Context())
 	if err != nil {
@@ -256,6 +231,6 @@ func (a *API) visible(r *http.Request, action string) (func(resource string) boo
 	}
 	return func(resource string) bool {
 		typ, id, _ := strings.Cut(resource, ":")
-		return v.Allowed(p.User, act, v.Resource(access.ResourceType(typ), id))
+		return v.Allowed(p.User, rt.Action, v.Resource(access.ResourceType(typ), id))
 	}, nil
 }

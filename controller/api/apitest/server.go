@@ -1,125 +1,73 @@
+// Package apitest is the one test harness of the REST API: Server runs the
+// real API over HTTPS on 127.0.0.1 on a real store (SQLite in t.TempDir()
+// by default), with the real artifact catalogue, an in-memory PKI and an
+// active admin. Tests of the API, the client and the CLI all use it.
+//
+// The store comes from a constructor (Options.OpenStore), so the same
+// suite can run against a second store implementation: pass its
+// constructor instead of OpenSQLite.
 package apitest
 
 import (
 	"context"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/hex"
 	"encoding/pem"
-	"fmt"
+	"errors"
 	"io"
 	"log/slog"
-	"math/big"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/edgewarden/edgewarden/controller/api"
 	"github.com/edgewarden/edgewarden/controller/auth"
+	"github.com/edgewarden/edgewarden/controller/authz"
+	"github.com/edgewarden/edgewarden/controller/catalog"
+	"github.com/edgewarden/edgewarden/controller/fleet"
 	"github.com/edgewarden/edgewarden/controller/store"
 	"github.com/edgewarden/edgewarden/protocol"
+	"github.com/edgewarden/edgewarden/protocol/access"
+	"github.com/edgewarden/edgewarden/protocol/optoken"
 )
 
-// PKI is an in-memory api.PKI with an ECDSA P-256 CA.
-type PKI struct {
-	caKey  *ecdsa.PrivateKey
-	caCert *x509.Certificate
-	caPEM  []byte
-	docKey ed25519.PrivateKey
-	// Signed counts the certificates signed.
-	Signed atomic.Int64
+// Backend is every store interface the API and this harness use;
+// *store.DB implements it. A second store implementation passes the same
+// suite by implementing it too.
+type Backend interface {
+	api.Store
+	api.AccessStore
+	api.AppStore
+	api.EventStore
+	api.SideloadStore
+	authz.Source
+
+	CreateUser(ctx context.Context, u store.User) (store.User, error)
+	Membership(ctx context.Context) (*fleet.Membership, error)
+	PutDesired(ctx context.Context, recs []store.DesiredRecord) error
+	RecordStatus(ctx context.Context, updates []store.StatusUpdate) error
+	RecordPresence(ctx context.Context, id string, online bool, at time.Time) error
+	Close() error
 }
 
-var _ api.PKI = (*PKI)(nil)
+var _ Backend = (*store.DB)(nil)
 
-// NewPKI creates a CA and a document-signing key.
-func NewPKI() (*PKI, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// OpenSQLite opens the SQLite store in a new t.TempDir(), closed when the
+// test ends.
+func OpenSQLite(t testing.TB) Backend {
+	t.Helper()
+	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "controller.db"))
 	if err != nil {
-		return nil, err
+		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "apitest CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	_, docKey, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	return &PKI{caKey: key, caCert: cert, caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), docKey: docKey}, nil
-}
-
-// SignDeviceCSR implements api.PKI.
-func (p *PKI) SignDeviceCSR(csrPEM []byte, deviceID string, validity time.Duration) ([]byte, string, error) {
-	block, _ := pem.Decode(csrPEM)
-	if block == nil {
-		return nil, "", fmt.Errorf("not a PEM CSR")
-	}
-	csr, err := x509.ParseCertificateRequest(block.Bytes)
-	if err != nil {
-		return nil, "", err
-	}
-	if err := csr.CheckSignature(); err != nil {
-		return nil, "", err
-	}
-	if csr.Subject.CommonName != deviceID {
-		return nil, "", fmt.Errorf("CSR names %q, not %q", csr.Subject.CommonName, deviceID)
-	}
-	serial := make([]byte, 16)
-	if _, err := rand.Read(serial); err != nil {
-		return nil, "", err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: new(big.Int).SetBytes(serial),
-		Subject:      pkix.Name{CommonName: deviceID},
-		NotBefore:    time.Now().Add(-time.Minute),
-		NotAfter:     time.Now().Add(validity),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.caCert, csr.PublicKey, p.caKey)
-	if err != nil {
-		return nil, "", err
-	}
-	p.Signed.Add(1)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), hex.EncodeToString(serial), nil
-}
-
-// CAPEM implements api.PKI.
-func (p *PKI) CAPEM() []byte { return p.caPEM }
-
-// CACert returns the CA certificate.
-func (p *PKI) CACert() *x509.Certificate { return p.caCert }
-
-// ControllerKeys implements api.PKI.
-func (p *PKI) ControllerKeys() []protocol.PublicKey {
-	pub := p.docKey.Public().(ed25519.PublicKey)
-	der, _ := x509.MarshalPKIXPublicKey(pub)
-	return []protocol.PublicKey{{
-		KeyID:     protocol.KeyID(pub),
-		Algorithm: "Ed25519",
-		PEM:       string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})),
-	}}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
 
 // Admin credentials of every Server.
@@ -128,25 +76,51 @@ const (
 	AdminPassword = "admin-password-1"
 )
 
-// Server runs the real API over HTTPS on 127.0.0.1 with an in-memory Store
-// and PKI, and an active admin user (AdminUser, AdminPassword).
+// Options configure a Server.
+type Options struct {
+	// OpenStore opens the store the API runs on. Nil means OpenSQLite.
+	OpenStore func(t testing.TB) Backend
+	// Configure, if not nil, may change the API options before the API
+	// is built.
+	Configure func(*api.Options)
+}
+
+// Server is the real API over HTTPS. Its TLS listener requests (does not
+// require) client certificates from PKI's CA, as the controller's does, so
+// devices can download artifacts.
 type Server struct {
 	*httptest.Server
-	Store    *Store
+	// Store is the real store, wrapped so tests can make one method fail
+	// (Fail).
+	Store    Backend
 	PKI      *PKI
 	Sessions *auth.Sessions
 	API      *api.API
 	// CAFile is a PEM file holding the certificate that clients must
 	// trust to reach the server.
 	CAFile string
+	// ArtifactDir is the artifact catalogue's directory.
+	ArtifactDir string
 	// Changes counts calls of Options.Changed.
 	Changes atomic.Int64
+
+	faults *faulty
 }
 
-// NewServer starts a Server, closed when the test ends. configure, if not
-// nil, may change the API options before the API is built.
+// NewServer starts a Server on the SQLite store, closed when the test
+// ends. configure, if not nil, may change the API options before the API
+// is built.
 func NewServer(t testing.TB, configure func(*api.Options)) *Server {
 	t.Helper()
+	return Start(t, Options{Configure: configure})
+}
+
+// Start starts a Server as opts say, closed when the test ends.
+func Start(t testing.TB, opts Options) *Server {
+	t.Helper()
+	if opts.OpenStore == nil {
+		opts.OpenStore = OpenSQLite
+	}
 	pki, err := NewPKI()
 	if err != nil {
 		t.Fatal(err)
@@ -159,28 +133,51 @@ func NewServer(t testing.TB, configure func(*api.Options)) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{Store: NewStore(), PKI: pki, Sessions: sessions}
-	hash, err := auth.HashPassword(AdminPassword)
+	_, tokKey, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Store.CreateUser(context.Background(), store.User{Name: AdminUser, PasswordHash: hash, State: store.UserActive, CreatedAt: time.Now()}); err != nil {
+	signer, err := optoken.NewSigner(tokKey)
+	if err != nil {
 		t.Fatal(err)
 	}
-	opts := api.Options{
-		Store:      s.Store,
-		PKI:        pki,
-		Membership: s.Store,
-		Sessions:   sessions,
-		Changed:    func() { s.Changes.Add(1) },
-		MQTTURL:    "tls://127.0.0.1:8883",
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+	dir := t.TempDir()
+	arts, err := catalog.OpenStore(filepath.Join(dir, "artifacts"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if configure != nil {
-		configure(&opts)
+	faults := &faulty{Backend: opts.OpenStore(t), fail: map[string]error{}}
+	s := &Server{Store: faults, PKI: pki, Sessions: sessions, ArtifactDir: filepath.Join(dir, "artifacts"), faults: faults}
+	// The first user of a store is its admin (the store grants it).
+	s.AddUser(t, AdminUser, AdminPassword, store.UserActive)
+
+	o := api.Options{
+		Store: s.Store,
+		PKI:   pki,
+		Membership: api.MembershipFunc(func(ctx context.Context) (api.MemberLookup, error) {
+			m, err := s.Store.Membership(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return m, nil
+		}),
+		Sessions:    sessions,
+		Changed:     func() { s.Changes.Add(1) },
+		MQTTURL:     "tls://127.0.0.1:8883",
+		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Apps:        s.Store,
+		Catalog:     catalog.New(arts),
+		TokenSigner: signer,
 	}
-	s.API = api.New(opts)
-	s.Server = httptest.NewTLSServer(s.API.Handler())
+	if opts.Configure != nil {
+		opts.Configure(&o)
+	}
+	s.API = api.New(o)
+	s.Server = httptest.NewUnstartedServer(s.API.Handler())
+	caPool := x509.NewCertPool()
+	caPool.AddCert(pki.CACert())
+	s.Server.TLS = &tls.Config{ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: caPool}
+	s.Server.StartTLS()
 	t.Cleanup(s.Server.Close)
 	s.CAFile = filepath.Join(t.TempDir(), "ca.pem")
 	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Server.Certificate().Raw})
@@ -188,6 +185,13 @@ func NewServer(t testing.TB, configure func(*api.Options)) *Server {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// ServerPool returns a pool holding the server's certificate.
+func (s *Server) ServerPool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(s.Server.Certificate())
+	return pool
 }
 
 // AddUser adds a user with a password and state.
@@ -202,16 +206,119 @@ func (s *Server) AddUser(t testing.TB, name, password, state string) {
 	}
 }
 
-// NewCSR returns a PEM CSR for deviceID with a new ECDSA P-256 key.
-func NewCSR(t testing.TB, deviceID string) string {
+// Grant gives a user or team a role on a scope and returns the grant's id.
+func (s *Server) Grant(t testing.TB, subject access.Subject, role string, scope access.Scope) string {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	g, err := s.Store.CreateGrant(context.Background(), store.Grant{Grant: access.Grant{Subject: subject, Role: role, Scope: scope}, CreatedBy: AdminUser})
 	if err != nil {
 		t.Fatal(err)
 	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: deviceID}}, key)
+	return g.ID
+}
+
+// SetUserState sets a user's state in the store, behind the API's back.
+func (s *Server) SetUserState(t testing.TB, name, state string) {
+	t.Helper()
+	if _, err := s.Store.SetUserState(context.Background(), name, state); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Audit returns the audit log, oldest first.
+func (s *Server) Audit(t testing.TB) []store.AuditEntry {
+	t.Helper()
+	es, err := s.Store.ListAudit(context.Background(), store.AuditFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+	for i, j := 0, len(es)-1; i < j; i, j = i+1, j-1 {
+		es[i], es[j] = es[j], es[i]
+	}
+	return es
+}
+
+// Counts returns how many devices, groups and enrollment tokens the store
+// holds.
+func (s *Server) Counts(t testing.TB) (devices, groups, tokens int) {
+	t.Helper()
+	ctx := context.Background()
+	ds, err1 := s.Store.ListDevices(ctx)
+	gs, err2 := s.Store.ListGroups(ctx)
+	ts, err3 := s.Store.ListEnrollTokens(ctx)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		t.Fatal(err)
+	}
+	return len(ds), len(gs), len(ts)
+}
+
+// SetDesired records the revision of a device's desired document, as the
+// compiler would.
+func (s *Server) SetDesired(t testing.TB, id string, revision uint64) {
+	t.Helper()
+	if err := s.Store.PutDesired(context.Background(), []store.DesiredRecord{{DeviceID: id, Revision: revision, Digest: "test", Envelope: []byte("{}"), IssuedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var statusSeq atomic.Uint64
+
+// Report records a device's status report and presence, as the ingest
+// path would on receiving them.
+func (s *Server) Report(t testing.TB, id string, online bool, rep protocol.StatusReport) {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now()
+	rep.DeviceID = id
+	if rep.Seq == 0 {
+		rep.Seq = statusSeq.Add(1)
+	}
+	if rep.At.IsZero() {
+		rep.At = now
+	}
+	if err := s.Store.RecordStatus(ctx, []store.StatusUpdate{{DeviceID: id, Report: rep, At: now}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Store.RecordPresence(ctx, id, online, now); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Fail makes the store method named method fail with err until
+// Fail(method, nil). Only the methods faulty overrides can fail.
+func (s *Server) Fail(method string, err error) {
+	s.faults.mu.Lock()
+	defer s.faults.mu.Unlock()
+	if err == nil {
+		delete(s.faults.fail, method)
+		return
+	}
+	s.faults.fail[method] = err
+}
+
+// faulty is the real store with fault injection on the methods tests
+// break: a disk error in the middle of a request.
+type faulty struct {
+	Backend
+	mu   sync.Mutex
+	fail map[string]error
+}
+
+func (f *faulty) err(method string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fail[method]
+}
+
+func (f *faulty) Enroll(ctx context.Context, tokenHash string, d store.NewDevice) (store.Device, store.EnrollToken, error) {
+	if err := f.err("Enroll"); err != nil {
+		return store.Device{}, store.EnrollToken{}, err
+	}
+	return f.Backend.Enroll(ctx, tokenHash, d)
+}
+
+func (f *faulty) ListDevices(ctx context.Context) ([]store.Device, error) {
+	if err := f.err("ListDevices"); err != nil {
+		return nil, err
+	}
+	return f.Backend.ListDevices(ctx)
 }
