@@ -35,13 +35,11 @@ func (a *Agent) newGuard() (*sideload.Guard, error) {
 		ScanInterval:  a.opts.SideloadScanInterval,
 		Policy:        a.sideloadPolicy,
 		Stop:          stop,
-		Report: func(ctx context.Context, ev protocol.Event) error {
-			if err := a.store.Enqueue(ctx, ev); err != nil {
-				return err
-			}
+		Report:        a.store.Enqueue,
+		Journal:       a.store, // record, then act
+		OnReport: func(ev protocol.Event) {
 			a.metrics.securityEvents.WithLabelValues(ev.Kind).Inc()
 			notify(a.changed) // deliver it and report the new app states
-			return nil
 		},
 		OnChange: func() { notify(a.changed) },
 		Logger:   a.log,

@@ -110,6 +110,7 @@ type fixture struct {
 	blobs      map[string][]byte
 	policy     atomic.Pointer[Policy]
 	guard      *Guard
+	journal    Journal // nil: events go to Report
 
 	mu      sync.Mutex
 	events  []protocol.Event
@@ -188,7 +189,8 @@ func (f *fixture) newGuard() *Guard {
 			f.events = append(f.events, ev)
 			return nil
 		},
-		Logger: slog.New(slog.DiscardHandler),
+		Journal: f.journal,
+		Logger:  slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		f.t.Fatal(err)

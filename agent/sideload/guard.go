@@ -42,6 +42,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/edgewarden/edgewarden/agent/state"
 	"github.com/edgewarden/edgewarden/protocol"
 )
 
@@ -123,6 +124,14 @@ type Options struct {
 	// Report queues a security event in the agent's durable outbox.
 	// Nil: events are only logged.
 	Report func(ctx context.Context, ev protocol.Event) error
+	// Journal records each quarantine plan with its events before a file
+	// moves and queues the events when it is done (record, then act); Run
+	// finishes plans a crash left open before its first scan. Nil: no
+	// plan is kept and the events go through Report after acting.
+	Journal Journal
+	// OnReport, if set, is called for each event once it is queued
+	// (metrics, a status report). It must not block.
+	OnReport func(ev protocol.Event)
 	// OnChange, if set, is called when the sideloaded or quarantined apps
 	// change (for a status report). It must not block.
 	OnChange func()
@@ -133,6 +142,18 @@ type Options struct {
 	// NewEventID makes event ids. Nil means random 128-bit hex.
 	NewEventID func() string
 }
+
+// Journal is the durable record of intents: the agent's SQLite state
+// (*state.Store) implements it.
+type Journal interface {
+	RecordIntent(ctx context.Context, kind, id string, plan []byte) error
+	// CompleteIntent queues events and forgets the intent, in one
+	// transaction; completing a forgotten intent queues nothing.
+	CompleteIntent(ctx context.Context, id string, events []protocol.Event) error
+	OpenIntents(ctx context.Context, kind string) ([]state.Intent, error)
+}
+
+var _ Journal = (*state.Store)(nil)
 
 // Quarantine records one app moved to quarantine.
 type Quarantine struct {
@@ -292,6 +313,7 @@ func (g *Guard) Run(ctx context.Context) error {
 		defer w.Close()
 		events, errs = w.Events, w.Errors
 	}
+	g.recoverPlans(ctx) // before the scan: a half-done quarantine is finished, not found again
 	g.watch(g.opts.AppsDir)
 	g.fullScan(ctx, "start-up")
 

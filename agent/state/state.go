@@ -77,6 +77,13 @@ var migrations = []string{
 	CREATE INDEX outbox_drop_order ON outbox (rank, pos);
 	INSERT INTO counters (name, value) SELECT 'outbox_bytes', COALESCE(SUM(size), 0) FROM outbox WHERE true
 		ON CONFLICT (name) DO UPDATE SET value = excluded.value;`,
+	// 3: intents recorded before an action (intents.go).
+	`CREATE TABLE intents (
+		id         TEXT PRIMARY KEY,
+		kind       TEXT NOT NULL,
+		plan       BLOB NOT NULL,
+		created_at TEXT NOT NULL
+	);`,
 }
 
 // Store is the agent's SQLite database. It is safe for concurrent use.
