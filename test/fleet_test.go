@@ -13,7 +13,7 @@ func TestFleet(t *testing.T) {
 	p := newPlant(t)
 	p.mustCLI("groups", "create", "line-1")
 	p.mustCLI("groups", "create", "line-2")
-	token := p.enrollToken("--groups", "line-1", "--uses", "3")
+	token := p.enrollToken("--groups", "line-1", "--uses", "3", "--label-keys", "arch")
 	p.mustEnroll("dev-1", token)
 	p.mustEnroll("dev-2", token)
 	p.mustEnroll("dev-3", token, "--label", "arch=arm64")

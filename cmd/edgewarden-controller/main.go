@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/edgewarden/edgewarden/cmd/internal/buildinfo"
+	"github.com/edgewarden/edgewarden/controller/store"
 	"io"
 	"log/slog"
 	"os"
@@ -151,6 +152,7 @@ func serveCmd(stderr io.Writer) *cobra.Command {
 	c.Flags().StringVar(&configFile, "config", "", "YAML config file (e.g. /etc/edgewarden/controller.yaml); keys are flag names with _ for -, EDGEWARDEN_<KEY> variables override it")
 	c.Flags().StringVar(&opts.HTTPAddr, "http", server.DefaultHTTPAddr, "listen address of the REST API (HTTPS)")
 	c.Flags().IntVar(&opts.MaxConnsPerSource, "http-max-conns-per-source", server.DefaultMaxConnsPerSource, "open REST API connections allowed from one source address (more are closed at once); -1 for no limit")
+	c.Flags().DurationVar(&opts.PresenceTimeout, "presence-timeout", store.DefaultPresenceTimeout, "a device silent this long is shown offline (keep it at least twice the agents' heartbeat_interval)")
 	c.Flags().StringVar(&opts.MQTTAddr, "mqtt", server.DefaultMQTTAddr, "listen address of the embedded MQTT broker (mutual TLS)")
 	c.Flags().StringVar(&opts.BrokerURL, "broker-url", "", "use this external MQTT broker (e.g. tls://mqtt.plant.example:8883, see packaging/mosquitto) instead of the embedded one")
 	c.Flags().StringVar(&opts.AdvertiseHTTP, "advertise-http", "", "REST URL given to enrolling agents (default: https:// + the bound --http address)")

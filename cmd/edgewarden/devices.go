@@ -44,9 +44,9 @@ func (a *app) devicesListCmd() *cobra.Command {
 				return fmt.Errorf("list devices: %w", err)
 			}
 			return a.emit(devs, func(w *tabwriter.Writer) {
-				row(w, "ID", "STATE", "ONLINE", "SYNC", "DESIRED", "APPLIED", "GROUPS", "LAST SEEN")
+				row(w, "ID", "STATE", "ONLINE", "SILENT", "SYNC", "DESIRED", "APPLIED", "GROUPS", "LAST SEEN")
 				for _, d := range devs {
-					row(w, d.ID, d.State, yesNo(d.Online), syncString(d), d.DesiredRevision, d.AppliedRevision, listString(d.Groups), timePtrString(d.LastSeen))
+					row(w, d.ID, d.State, yesNo(d.Online), silentString(d.SilentSeconds), syncString(d), d.DesiredRevision, d.AppliedRevision, listString(d.Groups), timePtrString(d.LastSeen))
 				}
 			})
 		},
@@ -66,7 +66,10 @@ func (a *app) printDevice(d *apiv1.Device) error {
 		}
 		row(w, "Groups:", listString(d.Groups))
 		row(w, "Labels:", labelsString(d.Labels))
-		row(w, "Last seen:", timePtrString(d.LastSeen))
+		if len(d.RequestedLabels) > 0 {
+			row(w, "Requested labels:", labelsString(d.RequestedLabels)+" (not applied: the enrollment token does not allow these keys; 'devices label' applies them)")
+		}
+		row(w, "Last seen:", timePtrString(d.LastSeen)+" (silent "+silentString(d.SilentSeconds)+")")
 		row(w, "Enrolled:", timeString(d.EnrolledAt))
 		if !d.PolicyExpiresAt.IsZero() {
 			row(w, "Policy expires:", timeString(d.PolicyExpiresAt))

@@ -69,6 +69,24 @@ func timePtrString(t *time.Time) string {
 	return timeString(*t)
 }
 
+// silentString says how long a device has been silent: "4s", "12m",
+// "3h5m", "2d4h"; "never seen" for nil.
+func silentString(sec *int64) string {
+	if sec == nil {
+		return "never seen"
+	}
+	d := time.Duration(*sec) * time.Second
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", *sec)
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d/time.Minute))
+	case d < 24*time.Hour:
+		return fmt.Sprintf("%dh%dm", int(d/time.Hour), int(d%time.Hour/time.Minute))
+	}
+	return fmt.Sprintf("%dd%dh", int(d/(24*time.Hour)), int(d%(24*time.Hour)/time.Hour))
+}
+
 func yesNo(b bool) string {
 	if b {
 		return "yes"

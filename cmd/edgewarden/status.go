@@ -11,7 +11,9 @@ func (a *app) statusCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
 		Short: "Summarize the fleet: online, in sync, drifting, failing, pending",
-		Long: `status counts devices: online; in sync (applied their latest document);
+		Long: `status counts devices: online (and lists offline ones with how long each
+has been silent; a device silent longer than the controller's presence timeout,
+90 s by default, is offline); in sync (applied their latest document);
 drifting (behind, catching up); failing (rejected their latest document);
 pending (waiting for 'devices approve'); and the security events the devices
 reported in the last 24 hours, with the latest few ('audit ls --kind security'
@@ -30,6 +32,9 @@ lists them all).`,
 			return a.emit(st, func(w *tabwriter.Writer) {
 				row(w, "Devices:", st.Devices)
 				row(w, "Online:", fmt.Sprintf("%d (offline %d)", st.Online, st.Devices-st.Online))
+				for _, o := range st.Offline {
+					row(w, "", fmt.Sprintf("%s  offline, silent %s", o.Device, silentString(o.SilentSeconds)))
+				}
 				row(w, "In sync:", st.InSync)
 				row(w, "Drifting:", st.Drifting)
 				row(w, "Failing:", st.Failing)

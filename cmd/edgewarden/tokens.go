@@ -20,14 +20,21 @@ func (a *app) enrollTokensCreateCmd() *cobra.Command {
 	var uses int
 	var ttl time.Duration
 	var approval bool
+	var labelKeys []string
 	c := &cobra.Command{
-		Use:   "create [--groups G,..] [--labels k=v,..] [--uses N] [--ttl D] [--approval]",
+		Use:   "create [--groups G,..] [--labels k=v,..] [--label-keys K,..] [--uses N] [--ttl D] [--approval]",
 		Short: "Create an enrollment token and print it",
 		Long: `create makes an enrollment token for 'edgewarden-agent enroll' and prints the
 secret (only now: the controller keeps only its hash). Devices enrolled with it
-join --groups and get --labels. With --approval they wait for 'devices approve'.`,
+join --groups and get --labels. A device may set labels of its own at enrollment
+('edgewarden-agent enroll --label k=v') only for the keys --label-keys allows
+(default: none), so a stolen token cannot put a device into groups that select
+by label; other requested labels are shown on the device as requested, not
+applied ('devices label' applies them). With --approval devices wait for
+'devices approve'.`,
 		Example: `  edgewarden enroll-tokens create
   edgewarden enroll-tokens create --groups line-1,line-2 --labels site=plant-a --uses 50 --ttl 72h --approval
+  edgewarden enroll-tokens create --groups line-1 --label-keys arch,model
   edgewarden enroll-tokens create -o json`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -46,7 +53,7 @@ join --groups and get --labels. With --approval they wait for 'devices approve'.
 				return err
 			}
 			tok, err := cl.CreateEnrollToken(cmd.Context(), apiv1.CreateEnrollTokenRequest{
-				Groups: groups, Labels: lm, Uses: uses, TTLSeconds: int64(ttl / time.Second), Approval: approval,
+				Groups: groups, Labels: lm, LabelKeys: labelKeys, Uses: uses, TTLSeconds: int64(ttl / time.Second), Approval: approval,
 			})
 			if err != nil {
 				return fmt.Errorf("create enrollment token: %w", err)
@@ -61,6 +68,7 @@ join --groups and get --labels. With --approval they wait for 'devices approve'.
 	f := c.Flags()
 	f.StringSliceVar(&groups, "groups", nil, "groups devices join, comma-separated")
 	f.StringSliceVar(&labels, "labels", nil, "labels devices get, k=v comma-separated")
+	f.StringSliceVar(&labelKeys, "label-keys", nil, "label keys devices may set for themselves at enrollment, comma-separated (default none)")
 	f.IntVar(&uses, "uses", 1, "how many devices may enroll with it")
 	f.DurationVar(&ttl, "ttl", 24*time.Hour, "how long it is valid")
 	f.BoolVar(&approval, "approval", false, "devices wait for an admin's 'devices approve'")
@@ -97,10 +105,10 @@ func (a *app) enrollTokensListCmd() *cobra.Command {
 			}
 			now := time.Now()
 			return a.emit(toks, func(w *tabwriter.Writer) {
-				row(w, "ID", "STATE", "USED", "EXPIRES", "APPROVAL", "GROUPS", "LABELS", "CREATED BY")
+				row(w, "ID", "STATE", "USED", "EXPIRES", "APPROVAL", "GROUPS", "LABELS", "LABEL KEYS", "CREATED BY")
 				for _, t := range toks {
 					row(w, t.ID, tokenState(t, now), fmt.Sprintf("%d/%d", t.Used, t.MaxUses), timeString(t.ExpiresAt),
-						yesNo(t.Approval), listString(t.Groups), labelsString(t.Labels), t.CreatedBy)
+						yesNo(t.Approval), listString(t.Groups), labelsString(t.Labels), listString(t.LabelKeys), t.CreatedBy)
 				}
 			})
 		},

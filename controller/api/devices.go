@@ -1,9 +1,12 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
+	"time"
 
 	"github.com/edgewarden/edgewarden/controller/apiv1"
 	"github.com/edgewarden/edgewarden/controller/store"
@@ -13,6 +16,7 @@ import (
 type fleetView struct {
 	members MemberLookup      // nil: groups are not needed
 	desired map[string]uint64 // desired revision by device id
+	now     time.Time         // for how long devices have been silent
 }
 
 func (a *API) loadFleetView(ctx context.Context, withDesired bool) (fleetView, error) {
@@ -20,7 +24,7 @@ func (a *API) loadFleetView(ctx context.Context, withDesired bool) (fleetView, e
 	if err != nil {
 		return fleetView{}, fmt.Errorf("resolve group membership: %w", err)
 	}
-	v := fleetView{members: members}
+	v := fleetView{members: members, now: a.now()}
 	if withDesired {
 		recs, err := a.opts.Store.ListDesired(ctx)
 		if err != nil {
@@ -41,6 +45,7 @@ func (v fleetView) device(d store.Device) apiv1.Device {
 		Online:          d.Online,
 		Groups:          []string{},
 		Labels:          nonNilMap(d.Labels),
+		RequestedLabels: d.RequestedLabels,
 		DesiredRevision: v.desired[d.ID],
 		AppliedRevision: d.AppliedRevision,
 		Apps:            nonNil(d.Apps),
@@ -54,6 +59,8 @@ func (v fleetView) device(d store.Device) apiv1.Device {
 	if !d.LastSeen.IsZero() {
 		t := d.LastSeen
 		out.LastSeen = &t
+		silent := max(int64(v.now.Sub(t)/time.Second), 0)
+		out.SilentSeconds = &silent
 	}
 	out.InSync = syncState(out) == syncInSync
 	return out
@@ -191,7 +198,7 @@ func (a *API) fleetStatus(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("list desired revisions: %w", err)
 	}
-	v := fleetView{desired: make(map[string]uint64, len(recs))}
+	v := fleetView{desired: make(map[string]uint64, len(recs)), now: a.now()}
 	for _, d := range recs {
 		v.desired[d.DeviceID] = d.Revision
 	}
@@ -201,10 +208,13 @@ func (a *API) fleetStatus(w http.ResponseWriter, r *http.Request) error {
 			continue
 		}
 		st.Devices++
+		view := v.device(d)
 		if d.Online {
 			st.Online++
+		} else if d.State == store.DeviceActive {
+			st.Offline = append(st.Offline, apiv1.DeviceSilence{Device: d.ID, SilentSeconds: view.SilentSeconds})
 		}
-		switch syncState(v.device(d)) {
+		switch syncState(view) {
 		case syncPending:
 			st.Pending++
 		case syncInSync:
@@ -215,8 +225,31 @@ func (a *API) fleetStatus(w http.ResponseWriter, r *http.Request) error {
 			st.Failing++
 		}
 	}
+	// Most recently silent first (never seen last), at most maxOffline.
+	slices.SortStableFunc(st.Offline, func(x, y apiv1.DeviceSilence) int {
+		switch {
+		case x.SilentSeconds == nil || y.SilentSeconds == nil:
+			return cmp.Compare(boolInt(x.SilentSeconds == nil), boolInt(y.SilentSeconds == nil))
+		}
+		return cmp.Compare(*x.SilentSeconds, *y.SilentSeconds)
+	})
+	if len(st.Offline) > maxOffline {
+		st.Offline = st.Offline[:maxOffline]
+	}
+	st.Offline = nonNil(st.Offline)
 	if err := a.securitySummary(r.Context(), may, &st); err != nil { // events.go
 		return err
 	}
 	return writeJSON(w, http.StatusOK, st)
+}
+
+// maxOffline bounds the offline devices listed in the fleet status; the
+// count of all of them is Devices - Online.
+const maxOffline = 50
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

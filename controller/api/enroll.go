@@ -77,6 +77,7 @@ func (a *API) createEnrollToken(w http.ResponseWriter, r *http.Request) error {
 			Hash:      HashEnrollToken(token),
 			Groups:    nonNil(req.Groups),
 			Labels:    nonNilMap(req.Labels),
+			LabelKeys: nonNil(req.LabelKeys),
 			MaxUses:   req.Uses,
 			ExpiresAt: now.Add(ttl),
 			Approval:  req.Approval,
@@ -88,8 +89,8 @@ func (a *API) createEnrollToken(w http.ResponseWriter, r *http.Request) error {
 		}
 		v := enrollTokenView(saved)
 		c.Audit.Target = v.ID
-		c.Audit.Detail = fmt.Sprintf("uses=%d expires=%s approval=%t groups=%s labels=%s",
-			v.MaxUses, v.ExpiresAt.Format(time.RFC3339), v.Approval, strings.Join(v.Groups, ","), formatLabels(v.Labels))
+		c.Audit.Detail = fmt.Sprintf("uses=%d expires=%s approval=%t groups=%s labels=%s label_keys=%s",
+			v.MaxUses, v.ExpiresAt.Format(time.RFC3339), v.Approval, strings.Join(v.Groups, ","), formatLabels(v.Labels), strings.Join(v.LabelKeys, ","))
 		c.After = v
 		return nil
 	})
@@ -130,6 +131,7 @@ func enrollTokenView(t store.EnrollToken) apiv1.EnrollToken {
 		ID:        t.ID,
 		Groups:    nonNil(t.Groups),
 		Labels:    nonNilMap(t.Labels),
+		LabelKeys: nonNil(t.LabelKeys),
 		MaxUses:   t.MaxUses,
 		Used:      t.Used,
 		ExpiresAt: t.ExpiresAt,
@@ -183,6 +185,9 @@ func (a *API) enroll(w http.ResponseWriter, r *http.Request) error {
 		}
 		dev = d
 		c.Audit.Detail = fmt.Sprintf("token=%s state=%s serial=%s labels=%s", tok.ID, dev.State, serial, formatLabels(dev.Labels))
+		if len(dev.RequestedLabels) > 0 {
+			c.Audit.Detail += " not_applied=" + formatLabels(dev.RequestedLabels) + " (keys the token does not allow)"
+		}
 		return nil
 	})
 	if err != nil {

@@ -76,6 +76,10 @@ type (
 type CreateEnrollTokenRequest struct {
 	Groups []string          `json:"groups,omitempty"`
 	Labels map[string]string `json:"labels,omitempty"`
+	// LabelKeys are the label keys a device may set for itself when it
+	// enrolls with this token; the labels it asks for with other keys are
+	// not applied (the device shows them as requested_labels). Empty: none.
+	LabelKeys []string `json:"label_keys,omitempty"`
 	// Uses is how many devices may enroll with it; 0 means 1.
 	Uses int `json:"uses,omitempty"`
 	// TTLSeconds is how long it is valid; 0 means 24 hours.
@@ -91,6 +95,7 @@ type EnrollToken struct {
 	Token     string            `json:"token,omitempty"`
 	Groups    []string          `json:"groups"`
 	Labels    map[string]string `json:"labels"`
+	LabelKeys []string          `json:"label_keys"`
 	MaxUses   int               `json:"max_uses"`
 	Used      int               `json:"used"`
 	ExpiresAt time.Time         `json:"expires_at"`
@@ -108,11 +113,15 @@ const (
 
 // Device is the controller's view of one device.
 type Device struct {
-	ID              string               `json:"id"`
-	State           string               `json:"state"`
-	Online          bool                 `json:"online"`
-	Groups          []string             `json:"groups"` // every group it belongs to (direct, selector, nested)
-	Labels          map[string]string    `json:"labels"`
+	ID     string            `json:"id"`
+	State  string            `json:"state"`
+	Online bool              `json:"online"`
+	Groups []string          `json:"groups"` // every group it belongs to (direct, selector, nested)
+	Labels map[string]string `json:"labels"`
+	// RequestedLabels are labels the device asked for at enrollment that
+	// its token did not allow; they are not applied (an admin may set them
+	// with `devices label`).
+	RequestedLabels map[string]string    `json:"requested_labels,omitempty"`
 	DesiredRevision uint64               `json:"desired_revision"`
 	AppliedRevision uint64               `json:"applied_revision"`
 	InSync          bool                 `json:"in_sync"`
@@ -120,9 +129,13 @@ type Device struct {
 	LastRejected    *protocol.Rejection  `json:"last_rejected,omitempty"`
 	// LastSeen is when the controller last heard from the device; null if
 	// it never has.
-	LastSeen        *time.Time `json:"last_seen"`
-	EnrolledAt      time.Time  `json:"enrolled_at"`
-	PolicyExpiresAt time.Time  `json:"policy_expires_at,omitzero"`
+	LastSeen *time.Time `json:"last_seen"`
+	// SilentSeconds is how long the controller has not heard from the
+	// device, in whole seconds; null if it never has. A device silent
+	// longer than the presence timeout (default 90 s) is offline.
+	SilentSeconds   *int64    `json:"silent_seconds"`
+	EnrolledAt      time.Time `json:"enrolled_at"`
+	PolicyExpiresAt time.Time `json:"policy_expires_at,omitzero"`
 }
 
 // SetLabelsRequest replaces labels: keys with an empty value are removed.
@@ -172,4 +185,14 @@ type FleetStatus struct {
 	// the latest few, newest first. Both cover the devices counted here.
 	SecurityEvents24h    int     `json:"security_events_24h"`
 	RecentSecurityEvents []Event `json:"recent_security_events"`
+	// Offline lists active devices that are offline, most recently silent
+	// first (never seen last), at most 50.
+	Offline []DeviceSilence `json:"offline"`
+}
+
+// DeviceSilence is an offline device and how long it has been silent
+// (null: never heard from).
+type DeviceSilence struct {
+	Device        string `json:"device"`
+	SilentSeconds *int64 `json:"silent_seconds"`
 }

@@ -87,14 +87,9 @@ func (s *Server) store(ctx context.Context, deviceID, kind string, payload []byt
 		if err != nil {
 			return s.refuse(deviceID, kind, err)
 		}
-		// Order presences by when the device announced them: an old
-		// connection's last will can arrive after the new connection's
-		// "online", and must not win.
-		at := p.At
-		if at.IsZero() {
-			at = now
-		}
-		return s.presences.submit(ctx, store.PresenceUpdate{DeviceID: deviceID, Online: p.State == protocol.Online, At: at})
+		// Presence is recorded on the controller's clock, not the time the
+		// device wrote (see store.RecordPresences and Device.Online).
+		return s.presences.submit(ctx, store.PresenceUpdate{DeviceID: deviceID, Online: p.State == protocol.Online, At: now})
 	}
 	return fmt.Errorf("device %s published on unknown kind %q", deviceID, kind)
 }

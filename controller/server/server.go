@@ -66,6 +66,10 @@ type Options struct {
 	// address; more are closed at once. Zero: DefaultMaxConnsPerSource;
 	// negative: no limit.
 	MaxConnsPerSource int
+	// PresenceTimeout is how long a device may be silent before it is
+	// shown offline. Zero: store.DefaultPresenceTimeout (90 s). Keep it
+	// at least twice the agents' heartbeat interval.
+	PresenceTimeout time.Duration
 	// MQTTAddr is where the embedded broker listens (MQTT over mutual TLS).
 	// Empty: DefaultMQTTAddr.
 	MQTTAddr string
@@ -206,6 +210,7 @@ func Run(ctx context.Context, opts Options) error {
 	if s.db, err = store.Open(ctx, dbPath); err != nil {
 		return err
 	}
+	s.db.SetPresenceTimeout(opts.PresenceTimeout)
 	defer s.db.Close()
 	if s.siem, err = s.newSIEM(); err != nil { // siem.go
 		return err

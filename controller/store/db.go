@@ -28,6 +28,8 @@ type DB struct {
 	// (CreatedAt of groups). Tests replace it.
 	now func() time.Time
 
+	presence presenceTimeout // see SetPresenceTimeout
+
 	closeOnce sync.Once
 	closeErr  error
 }

@@ -53,6 +53,12 @@ func (db *DB) CreateEnrollToken(ctx context.Context, t EnrollToken) (EnrollToken
 	if err := fleet.ValidateLabels(t.Labels); err != nil {
 		return EnrollToken{}, fmt.Errorf("%w: enrollment token labels: %w", ErrInvalid, err)
 	}
+	t.LabelKeys = slices.Compact(slices.Sorted(slices.Values(t.LabelKeys)))
+	for _, k := range t.LabelKeys {
+		if err := fleet.ValidateLabelKey(k); err != nil {
+			return EnrollToken{}, fmt.Errorf("%w: enrollment token label keys: %w", ErrInvalid, err)
+		}
+	}
 	for _, g := range t.Groups {
 		if err := fleet.ValidateGroupName(g); err != nil {
 			return EnrollToken{}, fmt.Errorf("%w: enrollment token: %w", ErrInvalid, err)
@@ -65,9 +71,9 @@ func (db *DB) CreateEnrollToken(ctx context.Context, t EnrollToken) (EnrollToken
 			}
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO enroll_tokens
-			(id, hash, groups, labels, max_uses, used, expires_at, approval, revoked, created_at, created_by)
-			VALUES (?, ?, ?, ?, ?, 0, ?, ?, 0, ?, ?)`,
-			t.ID, t.Hash, jsonList(t.Groups), jsonMap(t.Labels), t.MaxUses, unixNano(t.ExpiresAt), t.Approval, unixNano(t.CreatedAt), t.CreatedBy)
+			(id, hash, groups, labels, max_uses, used, expires_at, approval, revoked, created_at, created_by, label_keys)
+			VALUES (?, ?, ?, ?, ?, 0, ?, ?, 0, ?, ?, ?)`,
+			t.ID, t.Hash, jsonList(t.Groups), jsonMap(t.Labels), t.MaxUses, unixNano(t.ExpiresAt), t.Approval, unixNano(t.CreatedAt), t.CreatedBy, jsonList(t.LabelKeys))
 		if isConstraint(err) {
 			return fmt.Errorf("%w: an enrollment token with id %s or the same secret already exists; generate a new one", ErrConflict, t.ID)
 		}
@@ -78,19 +84,21 @@ func (db *DB) CreateEnrollToken(ctx context.Context, t EnrollToken) (EnrollToken
 	}
 	t.Labels = nonNilMap(t.Labels)
 	t.Groups = nonNilList(t.Groups)
+	t.LabelKeys = nonNilList(t.LabelKeys)
 	t.ExpiresAt, t.CreatedAt = fromUnixNano(unixNano(t.ExpiresAt)), fromUnixNano(unixNano(t.CreatedAt))
 	return t, nil
 }
 
-const tokenColumns = `id, hash, groups, labels, max_uses, used, expires_at, approval, revoked, created_at, created_by`
+const tokenColumns = `id, hash, groups, labels, max_uses, used, expires_at, approval, revoked, created_at, created_by, label_keys`
 
 func scanToken(row interface{ Scan(...any) error }) (EnrollToken, error) {
 	var (
 		t                EnrollToken
 		groups, labels   string
+		labelKeys        string
 		expires, created int64
 	)
-	if err := row.Scan(&t.ID, &t.Hash, &groups, &labels, &t.MaxUses, &t.Used, &expires, &t.Approval, &t.Revoked, &created, &t.CreatedBy); err != nil {
+	if err := row.Scan(&t.ID, &t.Hash, &groups, &labels, &t.MaxUses, &t.Used, &expires, &t.Approval, &t.Revoked, &created, &t.CreatedBy, &labelKeys); err != nil {
 		return EnrollToken{}, err
 	}
 	t.ExpiresAt, t.CreatedAt = fromUnixNano(expires), fromUnixNano(created)
@@ -100,7 +108,10 @@ func scanToken(row interface{ Scan(...any) error }) (EnrollToken, error) {
 	if err := json.Unmarshal([]byte(labels), &t.Labels); err != nil {
 		return EnrollToken{}, fmt.Errorf("enrollment token %s: decode labels: %w", t.ID, err)
 	}
-	t.Groups, t.Labels = nonNilList(t.Groups), nonNilMap(t.Labels)
+	if err := json.Unmarshal([]byte(labelKeys), &t.LabelKeys); err != nil {
+		return EnrollToken{}, fmt.Errorf("enrollment token %s: decode label keys: %w", t.ID, err)
+	}
+	t.Groups, t.Labels, t.LabelKeys = nonNilList(t.Groups), nonNilMap(t.Labels), nonNilList(t.LabelKeys)
 	return t, nil
 }
 
@@ -172,17 +183,26 @@ func (db *DB) Enroll(ctx context.Context, tokenHash string, d NewDevice) (Device
 		} else if !isNoRows(err) {
 			return fmt.Errorf("enroll device %s: %w", d.ID, err)
 		}
-		labels := maps.Clone(d.Labels)
-		if labels == nil {
-			labels = map[string]string{}
+		// A device keeps only the labels its token allows it to ask for:
+		// with a stolen token, a device must not label itself into groups
+		// that select by label. The rest is kept as requested, for an
+		// admin to see and accept (ApproveDevice). The token's own labels
+		// win on conflict.
+		labels, requested := map[string]string{}, map[string]string{}
+		for k, v := range d.Labels {
+			if slices.Contains(tok.LabelKeys, k) {
+				labels[k] = v
+			} else {
+				requested[k] = v
+			}
 		}
 		maps.Copy(labels, tok.Labels)
 		state := DeviceActive
 		if tok.Approval {
 			state = DevicePending
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO devices (id, state, labels, enrolled_at, cert_serial) VALUES (?, ?, ?, ?, ?)`,
-			d.ID, state, jsonMap(labels), unixNano(d.At), d.CertSerial); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO devices (id, state, labels, enrolled_at, cert_serial, requested_labels) VALUES (?, ?, ?, ?, ?, ?)`,
+			d.ID, state, jsonMap(labels), unixNano(d.At), d.CertSerial, jsonMap(requested)); err != nil {
 			return fmt.Errorf("enroll device %s: %w", d.ID, err)
 		}
 		for _, g := range tok.Groups {
@@ -208,25 +228,31 @@ func (db *DB) Enroll(ctx context.Context, tokenHash string, d NewDevice) (Device
 
 const deviceColumns = `d.id, d.state, d.labels, d.enrolled_at, d.cert_serial, d.online, d.last_seen,
 	d.status_seq, d.applied_revision, d.policy_expires_at, d.last_rejected, d.apps, d.agent_version,
-	COALESCE(r.revision, 0)`
+	COALESCE(r.revision, 0), d.offline_at, d.requested_labels`
 
 const deviceFrom = ` FROM devices d LEFT JOIN desired r ON r.device_id = d.id`
 
 func scanDevice(row interface{ Scan(...any) error }) (Device, error) {
 	var (
-		d                             Device
-		labels, rejected, apps        string
-		enrolled, seen, policyExpires int64
+		d                                      Device
+		labels, rejected, apps, requested      string
+		enrolled, seen, policyExpires, offline int64
+		connected                              bool
 	)
-	if err := row.Scan(&d.ID, &d.State, &labels, &enrolled, &d.CertSerial, &d.Online, &seen,
-		&d.StatusSeq, &d.AppliedRevision, &policyExpires, &rejected, &apps, &d.AgentVersion, &d.DesiredRevision); err != nil {
+	if err := row.Scan(&d.ID, &d.State, &labels, &enrolled, &d.CertSerial, &connected, &seen,
+		&d.StatusSeq, &d.AppliedRevision, &policyExpires, &rejected, &apps, &d.AgentVersion, &d.DesiredRevision,
+		&offline, &requested); err != nil {
 		return Device{}, err
 	}
 	d.EnrolledAt, d.LastSeen, d.PolicyExpiresAt = fromUnixNano(enrolled), fromUnixNano(seen), fromUnixNano(policyExpires)
+	d.OfflineAt = fromUnixNano(offline)
 	if err := json.Unmarshal([]byte(labels), &d.Labels); err != nil {
 		return Device{}, fmt.Errorf("device %s: decode labels: %w", d.ID, err)
 	}
 	d.Labels = nonNilMap(d.Labels)
+	if err := json.Unmarshal([]byte(requested), &d.RequestedLabels); err != nil {
+		return Device{}, fmt.Errorf("device %s: decode requested labels: %w", d.ID, err)
+	}
 	if rejected != "" {
 		d.LastRejected = new(protocol.Rejection)
 		if err := json.Unmarshal([]byte(rejected), d.LastRejected); err != nil {
@@ -254,12 +280,18 @@ func getDevice(ctx context.Context, q queryer, id string) (Device, error) {
 
 // GetDevice returns one device.
 func (db *DB) GetDevice(ctx context.Context, id string) (Device, error) {
-	return getDevice(ctx, db.reader(ctx), id)
+	d, err := getDevice(ctx, db.reader(ctx), id)
+	d.Online = db.online(d)
+	return d, err
 }
 
 // ListDevices returns every device, sorted by id.
 func (db *DB) ListDevices(ctx context.Context) ([]Device, error) {
-	return listDevices(ctx, db.reader(ctx))
+	ds, err := listDevices(ctx, db.reader(ctx))
+	for i := range ds {
+		ds[i].Online = db.online(ds[i])
+	}
+	return ds, err
 }
 
 func listDevices(ctx context.Context, q queryer) ([]Device, error) {

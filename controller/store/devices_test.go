@@ -17,13 +17,14 @@ func TestEnroll(t *testing.T) {
 	tok := mustToken(t, db, "s3cret", func(tk *EnrollToken) {
 		tk.Groups = []string{"plant", "line-1"}
 		tk.Labels = map[string]string{"site": "berlin"}
+		tk.LabelKeys = []string{"site", "model"}
 		tk.MaxUses = 2
 	})
 	if !reflect.DeepEqual(tok.Groups, []string{"line-1", "plant"}) || tok.ID == "" {
 		t.Fatalf("created token %+v", tok)
 	}
 	d, tk, err := db.Enroll(ctx, hashOf("s3cret"), NewDevice{
-		ID: "press-01", Labels: map[string]string{"site": "munich", "model": "x1"}, CertSerial: "42", At: t0.Add(time.Minute),
+		ID: "press-01", Labels: map[string]string{"site": "munich", "model": "x1", "zone": "safety"}, CertSerial: "42", At: t0.Add(time.Minute),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -33,6 +34,9 @@ func TestEnroll(t *testing.T) {
 	}
 	if want := map[string]string{"site": "berlin", "model": "x1"}; !reflect.DeepEqual(d.Labels, want) {
 		t.Fatalf("labels %v, want %v (token labels win)", d.Labels, want)
+	}
+	if want := map[string]string{"zone": "safety"}; !reflect.DeepEqual(d.RequestedLabels, want) {
+		t.Fatalf("requested labels %v, want %v (a key the token does not allow)", d.RequestedLabels, want)
 	}
 	if tk.Used != 1 || tk.ID != tok.ID {
 		t.Fatalf("token after enroll %+v", tk)
@@ -141,6 +145,7 @@ func TestCreateEnrollTokenRefusals(t *testing.T) {
 	unchanged(t, db, ErrInvalid, bad(func(tk *EnrollToken) { tk.ExpiresAt = t0 }), "expiry")
 	unchanged(t, db, ErrInvalid, bad(func(tk *EnrollToken) { tk.Labels = map[string]string{"": "x"} }), "label")
 	unchanged(t, db, ErrInvalid, bad(func(tk *EnrollToken) { tk.Groups = []string{"Bad Name"} }), "group name")
+	unchanged(t, db, ErrInvalid, bad(func(tk *EnrollToken) { tk.LabelKeys = []string{"a b"} }), "label keys")
 	unchanged(t, db, ErrNotFound, bad(func(tk *EnrollToken) { tk.Groups = []string{"missing"} }), "missing")
 	unchanged(t, db, ErrConflict, bad(func(tk *EnrollToken) { tk.ID = "t1" }), "already exists")
 	unchanged(t, db, ErrConflict, bad(func(tk *EnrollToken) { tk.Hash = hashOf("a") }), "already exists")
@@ -253,5 +258,32 @@ func TestPersistsAcrossReopen(t *testing.T) {
 	db2 := openAt(t, path)
 	if after := dump(t, db2); !reflect.DeepEqual(before, after) {
 		t.Fatalf("data differs after reopen:\nbefore %+v\nafter  %+v", before, after)
+	}
+}
+
+// A stolen enrollment token must not let a device label itself into a group
+// that selects by label: only the keys the token lists are applied.
+func TestEnrollLabelKeysBoundWhatADeviceClaims(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	mustGroup(t, db, "safety", "zone=safety")
+	mustToken(t, db, "stolen", func(tk *EnrollToken) { tk.MaxUses = 2 })
+	d, _, err := db.Enroll(ctx, hashOf("stolen"), NewDevice{ID: "intruder", Labels: map[string]string{"zone": "safety"}, At: t0.Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Labels) != 0 || d.RequestedLabels["zone"] != "safety" {
+		t.Fatalf("labels %v, requested %v: a token without label keys applied a device's label", d.Labels, d.RequestedLabels)
+	}
+	m, err := db.Membership(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := m.GroupsOf("intruder"); len(g) != 0 {
+		t.Fatalf("intruder is in groups %v", g)
+	}
+	// An admin can still apply what was asked for.
+	if d, err = db.SetDeviceLabels(ctx, "intruder", map[string]string{"zone": "safety"}); err != nil || d.Labels["zone"] != "safety" {
+		t.Fatalf("admin labels: %+v %v", d, err)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -75,9 +74,8 @@ func (db *DB) RecordStatus(ctx context.Context, updates []StatusUpdate) error {
 	return nil
 }
 
-// RecordPresence stores whether a device is online, as announced at time at.
-// A presence older than the last one stored is ignored (retained messages and
-// last wills can arrive out of order).
+// RecordPresence stores a device's presence as the controller received it
+// at time at (see RecordPresences).
 func (db *DB) RecordPresence(ctx context.Context, id string, online bool, at time.Time) error {
 	return db.RecordPresences(ctx, []PresenceUpdate{{DeviceID: id, Online: online, At: at}})
 }
@@ -86,12 +84,17 @@ func (db *DB) RecordPresence(ctx context.Context, id string, online bool, at tim
 type PresenceUpdate struct {
 	DeviceID string
 	Online   bool
-	At       time.Time // when the device announced it (orders presences)
+	// At is when the controller received it, on its own clock. The time
+	// the device wrote into the message is not used: a device's clock may
+	// be wrong, and a forged far-future time must not freeze its presence.
+	At time.Time
 }
 
-// RecordPresences stores presences in one transaction (see RecordPresence).
-// Like RecordStatus, presences of unknown devices are dropped and named in an
-// ErrNotFound after the rest is committed.
+// RecordPresences stores presences in one transaction: an online presence
+// counts as hearing from the device (last_seen), an offline one or a last
+// will sets offline_at. Whether a device is online is decided when it is
+// read (Device.Online). Like RecordStatus, presences of unknown devices are
+// dropped and named in an ErrNotFound after the rest is committed.
 func (db *DB) RecordPresences(ctx context.Context, updates []PresenceUpdate) error {
 	if len(updates) == 0 {
 		return nil
@@ -99,23 +102,29 @@ func (db *DB) RecordPresences(ctx context.Context, updates []PresenceUpdate) err
 	var unknown []string
 	err := db.update(ctx, func(tx *sql.Tx) error {
 		unknown = unknown[:0]
-		stmt, err := tx.PrepareContext(ctx, `UPDATE devices SET online = ?1, presence_at = ?2, last_seen = MAX(last_seen, ?2)
-			WHERE id = ?3 AND presence_at <= ?2`)
+		online, err := tx.PrepareContext(ctx, `UPDATE devices SET online = 1, presence_at = MAX(presence_at, ?1),
+			last_seen = MAX(last_seen, ?1) WHERE id = ?2`)
 		if err != nil {
 			return fmt.Errorf("record presence: %w", err)
 		}
-		defer stmt.Close()
+		defer online.Close()
+		offline, err := tx.PrepareContext(ctx, `UPDATE devices SET online = 0, presence_at = MAX(presence_at, ?1),
+			offline_at = MAX(offline_at, ?1) WHERE id = ?2`)
+		if err != nil {
+			return fmt.Errorf("record presence: %w", err)
+		}
+		defer offline.Close()
 		for _, u := range updates {
-			res, err := stmt.ExecContext(ctx, u.Online, unixNano(u.At), u.DeviceID)
+			stmt := offline
+			if u.Online {
+				stmt = online
+			}
+			res, err := stmt.ExecContext(ctx, unixNano(u.At), u.DeviceID)
 			if err != nil {
 				return fmt.Errorf("record presence of %s: %w", u.DeviceID, err)
 			}
 			if n, _ := res.RowsAffected(); n == 0 {
-				if _, err := getDevice(ctx, tx, u.DeviceID); errors.Is(err, ErrNotFound) {
-					unknown = append(unknown, u.DeviceID)
-				} else if err != nil {
-					return fmt.Errorf("record presence: %w", err)
-				}
+				unknown = append(unknown, u.DeviceID)
 			}
 		}
 		return nil

@@ -111,22 +111,54 @@ func TestRecordStatus(t *testing.T) {
 func TestRecordPresence(t *testing.T) {
 	ctx := context.Background()
 	db := openTest(t)
+	now := t0.Add(3 * time.Second)
+	db.now = func() time.Time { return now }
 	mustEnroll(t, db, "d1", nil)
+	if d, _ := db.GetDevice(ctx, "d1"); d.Online {
+		t.Fatalf("never heard from, but online: %+v", d)
+	}
 	if err := db.RecordPresence(ctx, "d1", true, t0.Add(2*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	// An older offline (a late last will) does not override.
+	// An offline received before the online (e.g. an older connection's
+	// last will in the same batch, earlier) does not override.
 	if err := db.RecordPresence(ctx, "d1", false, t0.Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if d, _ := db.GetDevice(ctx, "d1"); !d.Online || !d.LastSeen.Equal(t0.Add(2*time.Second)) {
-		t.Fatalf("after stale offline: %+v", d)
+		t.Fatalf("after an earlier offline: %+v", d)
 	}
 	if err := db.RecordPresence(ctx, "d1", false, t0.Add(3*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := db.GetDevice(ctx, "d1"); d.Online || !d.LastSeen.Equal(t0.Add(3*time.Second)) {
+	if d, _ := db.GetDevice(ctx, "d1"); d.Online || !d.OfflineAt.Equal(t0.Add(3*time.Second)) || !d.LastSeen.Equal(t0.Add(2*time.Second)) {
 		t.Fatalf("after offline: %+v", d)
+	}
+	// Back online; then silent past the timeout: offline without any
+	// message (a device killed, hung or cut off whose will never came).
+	if err := db.RecordPresence(ctx, "d1", true, t0.Add(4*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	now = t0.Add(4*time.Second + DefaultPresenceTimeout - time.Second)
+	if d, _ := db.GetDevice(ctx, "d1"); !d.Online {
+		t.Fatalf("within the timeout: %+v", d)
+	}
+	now = t0.Add(4*time.Second + DefaultPresenceTimeout)
+	if ds, _ := db.ListDevices(ctx); ds[0].Online {
+		t.Fatalf("silent for the whole timeout, still online: %+v", ds[0])
+	}
+	db.SetPresenceTimeout(10 * time.Minute)
+	if d, _ := db.GetDevice(ctx, "d1"); !d.Online || db.PresenceTimeout() != 10*time.Minute {
+		t.Fatalf("with a longer timeout: %+v", d)
+	}
+	// A status heard counts as hearing from the device too.
+	db.SetPresenceTimeout(0)
+	now = t0.Add(time.Hour)
+	if err := db.RecordStatus(ctx, []StatusUpdate{{DeviceID: "d1", Report: protocol.StatusReport{Seq: 1}, At: now}}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := db.GetDevice(ctx, "d1"); !d.Online {
+		t.Fatalf("after a status: %+v", d)
 	}
 	unchanged(t, db, ErrNotFound, func() error { return db.RecordPresence(ctx, "ghost", true, t0) }, "ghost")
 }

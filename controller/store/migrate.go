@@ -139,6 +139,7 @@ CREATE INDEX audit_at ON audit (at);
 	// 5: change sequence, dirty marks, audit entries tied to their change
 	// with before/after state, published state of documents (change.go).
 	changeSchema,
+	presenceAndLabelsSchema, // 6
 }
 
 // migrate applies the migrations the database has not seen yet. A database

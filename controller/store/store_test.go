@@ -7,9 +7,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -111,7 +113,9 @@ func mustEnroll(t *testing.T, db *DB, id string, labels map[string]string) Devic
 	t.Helper()
 	enrollSeq++
 	secret := fmt.Sprintf("secret-%d-for-%s", enrollSeq, id)
-	mustToken(t, db, secret, nil)
+	// The token allows every key the device asks for (see
+	// TestEnrollLabelKeysBoundWhatADeviceClaims for one that does not).
+	mustToken(t, db, secret, func(tk *EnrollToken) { tk.LabelKeys = slices.Collect(maps.Keys(labels)) })
 	d, _, err := db.Enroll(context.Background(), hashOf(secret), NewDevice{ID: id, Labels: labels, At: t0})
 	if err != nil {
 		t.Fatal(err)

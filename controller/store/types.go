@@ -34,9 +34,23 @@ type Device struct {
 	// CertSerial is the serial number of the device's client certificate.
 	CertSerial string
 
+	// RequestedLabels are labels the device asked for at enrollment that
+	// its token did not allow (see EnrollToken.LabelKeys): kept for an
+	// admin to see and accept, never used by selectors.
+	RequestedLabels map[string]string
+
+	// Online is whether the device is connected as far as the controller
+	// can tell: it was heard from (LastSeen) after its last offline
+	// presence or last will (OfflineAt), and within the presence timeout
+	// (DB.SetPresenceTimeout). Both times are the controller's clock:
+	// nothing the device claims about time decides it.
+	Online    bool
+	OfflineAt time.Time
+	// LastSeen is when the controller last received a status, event
+	// batch or online presence from the device (zero: never).
+	LastSeen time.Time
+
 	// Reported by the device (zero until it reports).
-	Online          bool
-	LastSeen        time.Time
 	AppliedRevision uint64
 	PolicyExpiresAt time.Time
 	LastRejected    *protocol.Rejection
@@ -65,6 +79,11 @@ type EnrollToken struct {
 	Hash      string // hex SHA-256 of the secret
 	Groups    []string
 	Labels    map[string]string
+	// LabelKeys are the label keys a device may ask for when it enrolls
+	// with this token; other requested labels are not applied (kept as
+	// the device's RequestedLabels). Empty: none. The token's own Labels
+	// are always applied.
+	LabelKeys []string
 	MaxUses   int
 	Used      int
 	ExpiresAt time.Time

@@ -94,7 +94,7 @@ CREATE TABLE devices (
 	last_rejected     TEXT NOT NULL DEFAULT '',
 	apps              TEXT NOT NULL DEFAULT '',
 	agent_version     TEXT NOT NULL DEFAULT ''
-) STRICT;
+, offline_at INTEGER NOT NULL DEFAULT 0, requested_labels TEXT NOT NULL DEFAULT '{}') STRICT;
 
 CREATE TABLE dirty_devices (
 	device_id TEXT PRIMARY KEY,
@@ -113,7 +113,7 @@ CREATE TABLE enroll_tokens (
 	revoked    INTEGER NOT NULL DEFAULT 0,
 	created_at INTEGER NOT NULL,
 	created_by TEXT NOT NULL DEFAULT ''
-) STRICT;
+, label_keys TEXT NOT NULL DEFAULT '[]') STRICT;
 
 CREATE TABLE events (
 	seq         INTEGER PRIMARY KEY,
