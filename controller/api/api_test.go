@@ -698,7 +698,8 @@ func TestFleetStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := apiv1.FleetStatus{Devices: 4, Online: 2, InSync: 1, Drifting: 1, Failing: 1, Pending: 1, RecentSecurityEvents: []apiv1.Event{}}
+	want := apiv1.FleetStatus{Devices: 4, Online: 2, InSync: 1, Drifting: 1, Failing: 1, Pending: 1, RecentSecurityEvents: []apiv1.Event{},
+		Offline: []apiv1.DeviceSilence{{Device: "fail"}}} // never heard from; "new" is pending, not listed
 	if !reflect.DeepEqual(*st, want) {
 		t.Errorf("status %+v, want %+v", *st, want)
 	}

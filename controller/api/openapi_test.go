@@ -46,6 +46,7 @@ var schemaTypes = map[string]struct {
 	"Rejection":                {reflect.TypeFor[protocol.Rejection](), true},
 	"SetLabelsRequest":         {reflect.TypeFor[apiv1.SetLabelsRequest](), false},
 	"FleetStatus":              {reflect.TypeFor[apiv1.FleetStatus](), true},
+	"DeviceSilence":            {reflect.TypeFor[apiv1.DeviceSilence](), true},
 	"CreateGroupRequest":       {reflect.TypeFor[apiv1.CreateGroupRequest](), false},
 	"Group":                    {reflect.TypeFor[apiv1.Group](), true},
 	"DevicesRequest":           {reflect.TypeFor[apiv1.DevicesRequest](), false},

@@ -75,10 +75,10 @@ type Group struct {
 // EnrollToken is an enrollment token as stored: only the SHA-256 of the
 // secret is kept.
 type EnrollToken struct {
-	ID        string
-	Hash      string // hex SHA-256 of the secret
-	Groups    []string
-	Labels    map[string]string
+	ID     string
+	Hash   string // hex SHA-256 of the secret
+	Groups []string
+	Labels map[string]string
 	// LabelKeys are the label keys a device may ask for when it enrolls
 	// with this token; other requested labels are not applied (kept as
 	// the device's RequestedLabels). Empty: none. The token's own Labels
