@@ -59,37 +59,11 @@ func NewView(snap *store.Snapshot, m *fleet.Membership) (*View, error) {
 	for _, u := range snap.Users {
 		v.users[u.Name] = u
 	}
-	includes := make(map[string][]string, len(snap.Groups))
-	direct := make(map[string]map[string]bool, len(snap.Groups)) // group → direct members
-	selectors := make(map[string]fleet.Selector)
 	for _, g := range snap.Groups {
 		v.groups[g.Name] = true
-		if len(g.Includes) > 0 {
-			includes[g.Name] = g.Includes
-		}
-		set := make(map[string]bool, len(g.Devices))
-		for _, d := range g.Devices {
-			set[d] = true
-		}
-		direct[g.Name] = set
-		if g.Selector != "" {
-			if sel, err := fleet.ParseSelector(g.Selector); err == nil && !sel.Empty() {
-				selectors[g.Name] = sel
-			}
-		}
 	}
-	v.hier = access.NewHierarchy(includes)
-	var holding []string
-	for _, d := range snap.Devices {
-		holding = holding[:0]
-		for _, g := range m.GroupsOf(d.ID) {
-			sel, hasSel := selectors[g]
-			if direct[g][d.ID] || (hasSel && sel.Matches(d.Labels)) {
-				holding = append(holding, g)
-			}
-		}
-		v.devices[d.ID] = v.hier.Containing(holding)
-	}
+	p := snap.Placement(m)
+	v.hier, v.devices = p.Hierarchy, p.Devices
 	return v, nil
 }
 

@@ -103,7 +103,8 @@ func (db *DB) reader(ctx context.Context) queryer {
 // context fn gets), the audit entry, a bump of the change sequence and the
 // dirty marks of the devices whose documents may change are one write
 // transaction. If fn fails, or the audit entry or a mark cannot be written,
-// nothing is kept. The caller wakes the reconcile loop after it returns.
+// or the change would break a rule every commit keeps (checkRules: someone
+// can always administer; no escalation by taking away), nothing is kept. The caller wakes the reconcile loop after it returns.
 //
 // Everything fn calls on db must use the context it is given: the write
 // connection is held by the change, so a write with another context would
@@ -122,6 +123,9 @@ func (db *DB) Change(ctx context.Context, audit AuditEntry, fn func(ctx context.
 	defer tx.Rollback()
 	c := &Change{Audit: audit, db: db, tx: tx, devices: map[string]bool{}, groups: map[string]bool{}}
 	if err := fn(context.WithValue(ctx, changeKey{}, c), c); err != nil {
+		return Committed{}, err
+	}
+	if err := c.checkRules(ctx); err != nil {
 		return Committed{}, err
 	}
 	out, err := c.finish(ctx)

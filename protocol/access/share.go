@@ -2,6 +2,7 @@ package access
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -110,4 +111,97 @@ func joinActions(as []Action) string {
 // built-in group-owner template (view, manage members, share), nothing more.
 func OwnerGrant(id, creator, group string) Grant {
 	return Grant{ID: id, Subject: UserSubject(creator), Role: RoleGroupOwner, Scope: GroupScope(group)}
+}
+
+// Administrators returns, sorted, the active users who hold every
+// controller action on the controller (by global grants, their own or their
+// teams'): the users who can administer. The controller keeps at least one
+// at every commit, so there is always a way back without editing the
+// database.
+func (e *Evaluator) Administrators() []string {
+	if e == nil {
+		return nil
+	}
+	all := typeMask(ResourceController)
+	var out []string
+	for name, u := range e.users {
+		if u.disabled {
+			continue
+		}
+		if len(e.missing(name, all, ControllerResource())) == 0 {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Holding is one grant that reaches a user (given to the user or to one of
+// its teams), with the actions it makes effective on its scope.
+type Holding struct {
+	Grant   Grant
+	Actions []Action
+}
+
+// Holdings returns the grants that reach user, disabled or not (a disabled
+// user's rights come back when it is enabled), sorted by grant id.
+func (e *Evaluator) Holdings(user string) []Holding {
+	if e == nil {
+		return nil
+	}
+	u := e.users[user]
+	if u == nil {
+		return nil
+	}
+	subjects := []Subject{UserSubject(user)}
+	for _, t := range u.teams {
+		subjects = append(subjects, TeamSubject(t))
+	}
+	var out []Holding
+	for _, s := range subjects {
+		idx := e.subjects[s]
+		if idx == nil {
+			continue
+		}
+		add := func(se *scopeEntry) {
+			for _, g := range se.grants {
+				out = append(out, Holding{Grant: g.Grant, Actions: g.actions.actions()})
+			}
+		}
+		add(&idx.global)
+		for _, m := range []map[string]*scopeEntry{idx.groups, idx.devices, idx.apps} {
+			for _, se := range m {
+				add(se)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Holding) int { return strings.Compare(a.Grant.ID, b.Grant.ID) })
+	return out
+}
+
+// CheckNoEscalationByRemoval is CheckNoEscalation's twin for taking away:
+// user may disable or delete target, or take grants from it, only if user
+// holds every right in held (target's holdings, from Holdings) on its
+// scope, i.e. target's rights do not exceed user's own. resource turns a
+// grant's scope into the Resource to ask about (a group or device with the
+// groups that contain it). Taking from oneself is no exception here: the
+// last-administrator rule covers that. The error wraps ErrEscalation and
+// names the first right user lacks.
+func CheckNoEscalationByRemoval(e *Evaluator, user, target string, held []Holding, resource func(Scope) Resource) error {
+	if user == target {
+		return nil
+	}
+	for _, h := range held {
+		set, _ := setOf(h.Actions)
+		res := resource(h.Grant.Scope)
+		if missing := e.missing(user, set, res); len(missing) > 0 {
+			where := "everywhere"
+			if h.Grant.Scope.Kind != ScopeGlobal {
+				where = "on " + res.String()
+			}
+			return fmt.Errorf("%w: %s may not disable, delete or take rights from %s: %s holds %s %s (grant %s, role %s), which %s does not; ask a user who holds them",
+				ErrEscalation, user, target, target, joinActions(missing), where, h.Grant.ID, h.Grant.Role, user)
+		}
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package access
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -122,5 +123,39 @@ func TestCheckNoEscalation(t *testing.T) {
 				t.Fatalf("CheckNoEscalation = %v, want %v containing %q", err, tt.want, tt.msg)
 			}
 		})
+	}
+}
+
+func TestAdministratorsAndTakingAway(t *testing.T) {
+	e := mustCompile(t, testInput())
+	admins := e.Administrators()
+	if !slices.Equal(admins, []string{"root"}) {
+		t.Fatalf("administrators %v: want root only (carol is disabled, frank is admin of a group, team ghosts has no members)", admins)
+	}
+	res := func(s Scope) Resource {
+		switch s.Kind {
+		case ScopeDeviceGroup:
+			return GroupResource(s.Name, nil)
+		case ScopeDevice:
+			return DeviceResource(s.Name, nil)
+		case ScopeApp:
+			return AppResource(s.Name)
+		}
+		return ControllerResource()
+	}
+	// frank (admin on line-1 only) may take nothing from root (global
+	// admin), nor from carol: a disabled user's grants come back with it.
+	for _, target := range []string{"root", "carol"} {
+		err := CheckNoEscalationByRemoval(e, "frank", target, e.Holdings(target), res)
+		if !errors.Is(err, ErrEscalation) || !strings.Contains(err.Error(), "grant g-") {
+			t.Fatalf("frank strips %s: %v, want an escalation error naming the grant", target, err)
+		}
+	}
+	// root holds everything frank holds.
+	if err := CheckNoEscalationByRemoval(e, "root", "frank", e.Holdings("frank"), res); err != nil {
+		t.Fatalf("root strips frank: %v", err)
+	}
+	if len(e.Holdings("nobody")) != 0 {
+		t.Fatal("an unknown user holds something")
 	}
 }
