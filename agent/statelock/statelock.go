@@ -2,7 +2,9 @@
 // one working on its state directory. Two agents on one directory would
 // kill each other's apps, race on the outbox and the quarantine, and fight
 // over the broker session; the second one must refuse before it touches
-// anything.
+// anything. The controller takes the same kind of lock on its data
+// directory (AcquireAs), so `serve` and offline commands such as
+// `recover-admin` never run on one directory at once.
 //
 // The lock is flock(2) on STATE/agent.lock: the kernel drops it when the
 // process dies, kill -9 included, so a crash never leaves a stale lock. The
@@ -30,23 +32,37 @@ type Lock struct {
 	f *os.File
 }
 
-// Acquire takes the lock of stateDir without waiting. The directory must
-// exist. When another process holds it, the error wraps ErrLocked and names
-// that process; nothing in the directory is changed.
-func Acquire(stateDir string) (*Lock, error) {
-	path := filepath.Join(stateDir, File)
+// Owner says which program takes a directory lock: the lock file's name
+// and the words of the error messages.
+type Owner struct {
+	File    string // lock file name in the directory
+	Program string // e.g. edgewarden-agent
+	DirFlag string // the flag naming the directory, e.g. --state
+}
+
+// Agent is the agent's lock on its state directory.
+var Agent = Owner{File: File, Program: "edgewarden-agent", DirFlag: "--state"}
+
+// Acquire takes the agent's lock of stateDir without waiting. The directory
+// must exist. When another process holds it, the error wraps ErrLocked and
+// names that process; nothing in the directory is changed.
+func Acquire(stateDir string) (*Lock, error) { return AcquireAs(stateDir, Agent) }
+
+// AcquireAs is Acquire for any program's directory lock.
+func AcquireAs(dir string, o Owner) (*Lock, error) {
+	path := filepath.Join(dir, o.File)
 	// No O_TRUNC: the file of a running holder must keep its pid.
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("lock state directory %s: %w (is it the enrolled --state directory, and may this user write it?)", stateDir, err)
+		return nil, fmt.Errorf("lock directory %s: %w (is it the right %s directory, and may this user write it?)", dir, err, o.DirFlag)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		holder := readHolder(f)
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w: another edgewarden-agent%s is running on %s (it holds %s); stop it first (e.g. systemctl stop edgewarden-agent) or give this one another --state", ErrLocked, holder, stateDir, path)
+			return nil, fmt.Errorf("%w: another %s process%s is running on %s (it holds %s); stop it first (e.g. systemctl stop %s) or give this one another %s", ErrLocked, o.Program, holder, dir, path, o.Program, o.DirFlag)
 		}
-		return nil, fmt.Errorf("lock state directory %s: %w", stateDir, err)
+		return nil, fmt.Errorf("lock directory %s: %w", dir, err)
 	}
 	// Ours now: record who holds it.
 	if err := f.Truncate(0); err == nil {

@@ -64,7 +64,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(initCmd(stdout), serveCmd(stderr), fingerprintCmd(stdout), rotateCmd(stdout))
+	root.AddCommand(initCmd(stdout), serveCmd(stderr), fingerprintCmd(stdout), rotateCmd(stdout), recoverCmd(stdout))
 	return root
 }
 
@@ -162,6 +162,43 @@ func serveCmd(stderr io.Writer) *cobra.Command {
 	c.Flags().DurationVar(&opts.DocumentTTL, "document-ttl", server.DefaultDocumentTTL, "validity of signed desired-state documents (re-signed before expiry)")
 	c.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	c.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	return c
+}
+
+func recoverCmd(stdout io.Writer) *cobra.Command {
+	var opts server.RecoverOptions
+	c := &cobra.Command{
+		Use:   "recover-admin --data DIR [--user NAME]",
+		Short: "Break-glass: make a user an active admin with a new password (controller stopped, as the data directory's owner)",
+		Long: `recover-admin is the way back when no one can administer the controller any more
+(passwords lost, the admin disabled outside the rules). Stop the controller first: it
+takes the data directory's lock. The user is created, or re-activated, with a new
+password printed once and the admin role globally. The recovery is audited as security
+now and again when the controller starts.`,
+		Example: `  systemctl stop edgewarden-controller
+  edgewarden-controller recover-admin --data /var/lib/edgewarden-controller --user alice
+  systemctl start edgewarden-controller`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if opts.DataDir == "" {
+				return usageError{errors.New("--data DIR is required")}
+			}
+			rec, err := server.RecoverAdmin(cmd.Context(), opts)
+			if err != nil {
+				return err
+			}
+			how := "re-activated (was " + rec.Was + ")"
+			if rec.Created {
+				how = "created"
+			}
+			fmt.Fprintf(stdout, "user %q %s with the admin role globally\n", rec.User, how)
+			fmt.Fprintf(stdout, "password (shown once; change it after logging in with `edgewarden passwd`): %s\n", rec.Password)
+			fmt.Fprintf(stdout, "the recovery is audited as security; start the controller again\n")
+			return nil
+		},
+	}
+	c.Flags().StringVar(&opts.DataDir, "data", "", "data directory of the stopped controller")
+	c.Flags().StringVar(&opts.User, "user", "admin", "the user to make an admin (created if missing)")
 	return c
 }
 

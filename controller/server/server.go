@@ -207,12 +207,20 @@ func Run(ctx context.Context, opts Options) error {
 	if _, err := os.Stat(dbPath); err != nil {
 		return fmt.Errorf("open %s: %w; run edgewarden-controller init --data %s first", dbPath, err, opts.DataDir)
 	}
+	lock, err := lockDataDir(opts.DataDir) // recover.go
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	if s.db, err = store.Open(ctx, dbPath); err != nil {
 		return err
 	}
 	s.db.SetPresenceTimeout(opts.PresenceTimeout)
 	defer s.db.Close()
 	if s.siem, err = s.newSIEM(); err != nil { // siem.go
+		return err
+	}
+	if err := s.auditRecovery(ctx); err != nil {
 		return err
 	}
 	tokenSigner, err := loadTokenSigner(opts.DataDir) // access.go
