@@ -288,7 +288,7 @@ func TestEnrollmentFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok, err := c.CreateEnrollToken(ctx, apiv1.CreateEnrollTokenRequest{
-		Groups: []string{"line-1"}, Labels: map[string]string{"site": "plant-a"}, Uses: 2, TTLSeconds: 3600, Approval: true,
+		Groups: []string{"line-1"}, Labels: map[string]string{"site": "plant-a"}, LabelKeys: []string{"line"}, Uses: 2, TTLSeconds: 3600, Approval: true,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -333,6 +333,11 @@ func TestEnrollmentFlow(t *testing.T) {
 	}
 	if d.State != apiv1.DevicePending || d.Labels["site"] != "plant-a" || d.Labels["line"] != "1" || !slices.Equal(d.Groups, []string{"line-1"}) {
 		t.Fatalf("device %+v", d)
+	}
+	// Only the token's label keys ("line") are taken from the device; its
+	// "site" is kept as requested, and the token's own "site" applies.
+	if d.RequestedLabels["site"] != "other" || len(d.RequestedLabels) != 1 {
+		t.Fatalf("requested labels %v, want site=other only", d.RequestedLabels)
 	}
 	st, _ := c.FleetStatus(ctx)
 	if st.Pending != 1 || st.Devices != 1 {
@@ -698,8 +703,13 @@ func TestFleetStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := apiv1.FleetStatus{Devices: 4, Online: 2, InSync: 1, Drifting: 1, Failing: 1, Pending: 1, RecentSecurityEvents: []apiv1.Event{},
-		Offline: []apiv1.DeviceSilence{{Device: "fail"}}} // never heard from; "new" is pending, not listed
+	// "fail" said it went offline after its report; "new" is pending, so
+	// not listed as offline.
+	if len(st.Offline) != 1 || st.Offline[0].Device != "fail" || st.Offline[0].SilentSeconds == nil {
+		t.Errorf("offline %+v, want fail with its silence", st.Offline)
+	}
+	st.Offline = nil
+	want := apiv1.FleetStatus{Devices: 4, Online: 2, InSync: 1, Drifting: 1, Failing: 1, Pending: 1, RecentSecurityEvents: []apiv1.Event{}}
 	if !reflect.DeepEqual(*st, want) {
 		t.Errorf("status %+v, want %+v", *st, want)
 	}
