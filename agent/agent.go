@@ -129,6 +129,7 @@ type Agent struct {
 	applier   *apply.Applier
 	link      *link.Link
 	outbox    *outbox.Sender
+	disk      diskState // disk.go
 	local     *localapi.Server // nil: no local API
 	guard     *sideload.Guard  // the sideload guard (agent/sideload)
 	metrics   *metrics
@@ -472,6 +473,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.publishStatus(ctx)
 			heartbeat.Reset(jitter(a.opts.HeartbeatInterval))
 		case <-outbox.C:
+			if a.checkDisk(ctx) { // disk.go
+				notify(a.changed)
+			}
 			if a.outbox.StatusOverdue() {
 				a.publishStatus(ctx) // the last one was not acknowledged
 			}
@@ -599,13 +603,13 @@ func (a *Agent) publishStatus(ctx context.Context) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, a.opts.PublishTimeout)
 	defer cancel()
+	a.outbox.SentStatus(seq) // before: the controller's ack may beat the PUBACK
 	if err := a.link.Publish(pctx, protocol.StatusTopic(a.id.DeviceID), true, b); err != nil {
 		if ctx.Err() == nil {
 			a.log.Warn("could not publish status report", "err", err)
 		}
 		return
 	}
-	a.outbox.SentStatus(seq)
 	if err := a.store.SaveLastStatus(ctx, r); err != nil {
 		a.log.Warn("could not keep status report", "err", err)
 	}

@@ -145,6 +145,9 @@ func (m *metrics) handler(a *Agent) http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		p := a.applier.Current()
 		body := map[string]any{"device_id": a.id.DeviceID, "connected": a.link.Connected(), "applied_revision": revisionOf(p)}
+		if d := a.disk.current(); d != nil {
+			body["disk_full"] = d // apps keep running: reported, not a 503
+		}
 		code := http.StatusOK
 		if p == nil || p.Expired(a.opts.Now()) {
 			code, body["error"] = http.StatusServiceUnavailable, "no unexpired desired state in force: local access is denied"

@@ -29,6 +29,9 @@ type LocalStatus struct {
 	// broker acknowledged (zero: none yet).
 	LastStatusSeq uint64    `json:"last_status_seq"`
 	LastStatusAt  time.Time `json:"last_status_at,omitzero"`
+	// DiskFull is set when the state directory has less than MinFreeBytes
+	// free: nothing can be stored (apps keep running).
+	DiskFull *DiskFull `json:"disk_full,omitempty"`
 	// Socket is the local API socket; AppsDir where apps are installed.
 	Socket  string               `json:"socket"`
 	AppsDir string               `json:"apps_dir"`
@@ -67,6 +70,7 @@ func Status(ctx context.Context, opts StatusOptions) (*LocalStatus, error) {
 	if st.Socket == "" {
 		st.Socket = DefaultSocket
 	}
+	st.DiskFull = diskFullAt(opts.StateDir)
 	if st.AppsDir == "" {
 		st.AppsDir = AppsDir(opts.StateDir)
 	}

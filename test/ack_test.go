@@ -92,6 +92,31 @@ func (p *plant) storedQuarantines(id string) (map[string]int, int) {
 	return byApp, total
 }
 
+// storedKinds counts the device's stored events by kind.
+func (p *plant) storedKinds(id string) map[string]int {
+	p.t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(p.ctlDir, "controller.db")+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT kind, COUNT(*) FROM events WHERE device_id = ? GROUP BY kind`, id)
+	if err != nil {
+		p.t.Fatalf("read the controller's events: %v", err)
+	}
+	defer rows.Close()
+	kinds := map[string]int{}
+	for rows.Next() {
+		var k string
+		var n int
+		if err := rows.Scan(&k, &n); err != nil {
+			p.t.Fatal(err)
+		}
+		kinds[k] = n
+	}
+	return kinds
+}
+
 // pendingEvents is the agent's outbox size (`edgewarden-agent status`).
 func (p *plant) pendingEvents(id string) int {
 	p.t.Helper()

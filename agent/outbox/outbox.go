@@ -301,11 +301,21 @@ var ErrUnknownRange = errors.New("acknowledgement names no batch this agent sent
 // full, if any.
 func (s *Sender) Ack(ctx context.Context, r protocol.SeqRange) (int, error) {
 	s.mu.Lock()
-	if !s.sent[r] {
+	known := s.sent[r]
+	if !known {
 		s.stats.Refused++
-		s.mu.Unlock()
+	}
+	s.mu.Unlock()
+	if !known {
 		return 0, fmt.Errorf("%w: %d-%d", ErrUnknownRange, r.First, r.Last)
 	}
+	// Forgotten only once deleted: if the delete fails (a full disk) the
+	// batch stays in flight and is sent again after the timeout.
+	n, err := s.opts.Store.DeleteRange(ctx, int64(r.First), int64(r.Last))
+	if err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
 	delete(s.sent, r)
 	for i, b := range s.inflight {
 		if b.r == r {
@@ -315,13 +325,6 @@ func (s *Sender) Ack(ctx context.Context, r protocol.SeqRange) (int, error) {
 	}
 	s.wait = s.opts.AckTimeout // progress
 	s.stats.Acked++
-	s.mu.Unlock()
-
-	n, err := s.opts.Store.DeleteRange(ctx, int64(r.First), int64(r.Last))
-	if err != nil {
-		return 0, err
-	}
-	s.mu.Lock()
 	s.stats.Deleted += uint64(n)
 	s.mu.Unlock()
 	if _, err := s.opts.Store.ReportDrops(ctx, s.opts.NewID(), s.opts.Now()); err != nil {
@@ -330,7 +333,9 @@ func (s *Sender) Ack(ctx context.Context, r protocol.SeqRange) (int, error) {
 	return n, nil
 }
 
-// SentStatus records that the status report seq was published.
+// SentStatus records that the status report seq is being published: call
+// it before publishing, since the controller's acknowledgement can arrive
+// before the broker's PUBACK.
 func (s *Sender) SentStatus(seq uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -18,11 +18,13 @@ import (
 	"net/url"
 	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/edgewarden/edgewarden/protocol"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite"             // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib" // result codes
 )
 
 // migrations are applied in order; each index+1 is a schema version. Only
@@ -90,6 +92,7 @@ var migrations = []string{
 type Store struct {
 	db        *sql.DB
 	outboxMax atomic.Int64 // bytes; see SetOutboxLimit
+	full      atomic.Bool  // the last write failed because the disk is full
 }
 
 // Open opens (creating if needed) the database at path and brings its
@@ -158,7 +161,8 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	return v, err
 }
 
-func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
+	defer func() { s.full.Store(IsDiskFull(err)) }()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -168,6 +172,33 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// IsDiskFull reports whether err is a write that failed for want of space
+// (SQLITE_FULL or ENOSPC). SQLite rolls such a transaction back: what was
+// committed before stays intact.
+func IsDiskFull(err error) bool {
+	if err == nil {
+		return false
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL {
+		return true
+	}
+	return errors.Is(err, syscall.ENOSPC)
+}
+
+// WriteFailedFull reports whether the last write transaction failed
+// because the disk is full (a later successful one clears it).
+func (s *Store) WriteFailedFull() bool { return s.full.Load() }
+
+// Probe makes a small write transaction, to learn whether the database can
+// be written again after the disk was full.
+func (s *Store) Probe(ctx context.Context) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := addCounter(ctx, tx, "write_probe", 1)
+		return err
+	})
 }
 
 func fmtTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

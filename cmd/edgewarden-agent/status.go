@@ -57,6 +57,9 @@ func newStatusCmd() *cobra.Command {
 				row("last rejected", fmt.Sprintf("revision %d at %s: %s (%s)", r.Revision, r.At.Format(time.RFC3339), r.Reason, r.Message))
 			}
 			row("pending events", st.PendingEvents)
+			if d := st.DiskFull; d != nil {
+				row("disk", fmt.Sprintf("FULL: %s has %d bytes free; nothing can be stored until space is freed (apps keep running)", d.Path, d.FreeBytes))
+			}
 			row("socket", st.Socket)
 			row("apps dir", st.AppsDir)
 			if len(st.Apps) == 0 {
