@@ -129,11 +129,15 @@ type Agent struct {
 	applier   *apply.Applier
 	link      *link.Link
 	outbox    *outbox.Sender
-	disk      diskState // disk.go
+	disk      diskState        // disk.go
 	local     *localapi.Server // nil: no local API
 	guard     *sideload.Guard  // the sideload guard (agent/sideload)
 	metrics   *metrics
 	startedAt time.Time
+
+	// expiryReported is the expiry of the document whose expiry was last
+	// reported (expiry.go); Run's goroutine only.
+	expiryReported time.Time
 
 	changed   chan struct{} // an apply, refresh or rejection: report status
 	connected chan struct{} // the link (re)connected
@@ -464,6 +468,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			} else {
 				a.log.Info("reconnected", "broker", a.id.MQTTURL)
 			}
+			a.checkExpiry(ctx, true) // expiry.go: still expired on (re)connect
 			a.publishStatus(ctx)
 			a.drainOutbox(ctx)
 		case <-a.changed:
@@ -476,6 +481,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			if a.checkDisk(ctx) { // disk.go
 				notify(a.changed)
 			}
+			a.checkExpiry(ctx, false) // expiry.go
 			if a.outbox.StatusOverdue() {
 				a.publishStatus(ctx) // the last one was not acknowledged
 			}

@@ -109,4 +109,3 @@ func diskFullAt(dir string) *DiskFull {
 	}
 	return &DiskFull{Path: dir, FreeBytes: free}
 }
-

@@ -223,3 +223,31 @@ func TestEmbeddedBrokerRestartLosesNoEvents(t *testing.T) {
 	<-done
 	p.allStoredOnce("dev-1", "stream", n)
 }
+
+// TestPolicyExpiryReported: the controller goes away, the device's
+// document expires: the agent queues a policy_expired event at once (and
+// again on reconnect while still expired), and once the controller is back
+// it is stored.
+func TestPolicyExpiryReported(t *testing.T) {
+	p := newPlantWith(t, func(*plant) []string { return []string{"--document-ttl", "6s"} })
+	p.mustEnroll("dev-1", p.enrollToken())
+	agent := p.startAgentWithConfig("dev-1")
+	p.converged(map[string][]string{"dev-1": nil})
+	p.ctl.kill()
+	eventually(t, 30*time.Second, func() (bool, string) {
+		return strings.Contains(agent.logs.String(), "kind=policy_expired phase=expired"), "no policy_expired event queued"
+	})
+	if got := p.pendingEvents("dev-1"); got < 1 {
+		t.Fatalf("%d events in the outbox after the expiry, want the policy_expired event", got)
+	}
+	p.startController()
+	eventually(t, 60*time.Second, func() (bool, string) {
+		kinds := p.storedKinds("dev-1")
+		return kinds["policy_expired"] >= 1 && p.pendingEvents("dev-1") == 0, fmt.Sprintf("stored %v", kinds)
+	})
+	// Reported once per expiry, not on every tick while the controller
+	// was away.
+	if n := strings.Count(agent.logs.String(), "phase=expired"); n != 1 {
+		t.Fatalf("the expiry was reported %d times", n)
+	}
+}
