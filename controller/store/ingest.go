@@ -13,8 +13,15 @@ import (
 )
 
 // RecordStatus stores a batch of status reports in one transaction. A report
-// whose Seq is not greater than the one stored for its device is ignored as
-// stale (unless the stored Seq is 0). Reports for device ids that do not
+// from the same agent run (the same StartedAt) whose Seq is not greater than
+// the one stored is ignored as stale; a report from another run is taken
+// whatever its Seq. A device's numbers are not trusted to order reports
+// across runs: one forged report with a huge Seq would otherwise freeze the
+// controller's view of the device for good, while under this rule the
+// genuine agent's next report (its own run) replaces it. The agent keeps
+// only its latest report for re-sending, so an older run's report does not
+// arrive after a newer run's; if a broker ever delivered one late, the next
+// heartbeat corrects it. Reports for device ids that do not
 // exist (a device deleted while its reports were in flight) are skipped so
 // that they cannot hold up the rest: the others are committed and the error,
 // wrapping ErrNotFound, names the unknown ids.
@@ -27,8 +34,8 @@ func (db *DB) RecordStatus(ctx context.Context, updates []StatusUpdate) error {
 		unknown = unknown[:0]
 		stmt, err := tx.PrepareContext(ctx, `UPDATE devices SET
 			status_seq = ?1, applied_revision = ?2, policy_expires_at = ?3, last_rejected = ?4,
-			apps = ?5, agent_version = ?6, last_seen = MAX(last_seen, ?7)
-			WHERE id = ?8 AND (status_seq = 0 OR ?1 > status_seq)`)
+			apps = ?5, agent_version = ?6, last_seen = MAX(last_seen, ?7), status_epoch = ?9
+			WHERE id = ?8 AND (status_seq = 0 OR status_epoch <> ?9 OR ?1 > status_seq)`)
 		if err != nil {
 			return fmt.Errorf("record status: %w", err)
 		}
@@ -48,7 +55,7 @@ func (db *DB) RecordStatus(ctx context.Context, updates []StatusUpdate) error {
 				apps, _ = json.Marshal(r.Apps)
 			}
 			res, err := stmt.ExecContext(ctx, int64(r.Seq), int64(r.AppliedRevision), unixNano(r.PolicyExpiresAt),
-				string(rejected), string(apps), r.AgentVersion, unixNano(u.At), u.DeviceID)
+				string(rejected), string(apps), r.AgentVersion, unixNano(u.At), u.DeviceID, unixNano(r.StartedAt))
 			if err != nil {
 				return fmt.Errorf("record status of %s: %w", u.DeviceID, err)
 			}
@@ -189,7 +196,12 @@ func (db *DB) RecordEvents(ctx context.Context, deviceID string, events []protoc
 			if len(e.Details) > 0 {
 				details, _ = json.Marshal(e.Details)
 			}
-			res, err := stmt.ExecContext(ctx, deviceID, e.ID, unixNano(e.At), now, e.Kind, e.Severity, e.Message, string(details))
+			// A device cannot date an event after it arrived: a forged
+			// far-future time would keep it "recent" and first in every
+			// list for good. Earlier times (an agent that was offline)
+			// are kept.
+			at := min(unixNano(e.At), now)
+			res, err := stmt.ExecContext(ctx, deviceID, e.ID, at, now, e.Kind, e.Severity, e.Message, string(details))
 			if err != nil {
 				return fmt.Errorf("record event %s of %s: %w", e.ID, deviceID, err)
 			}

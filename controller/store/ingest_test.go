@@ -166,6 +166,8 @@ func TestRecordPresence(t *testing.T) {
 func TestRecordEvents(t *testing.T) {
 	ctx := context.Background()
 	db := openTest(t)
+	received := t0.Add(time.Hour)
+	db.now = func() time.Time { return received }
 	mustEnroll(t, db, "d1", nil)
 	mustEnroll(t, db, "d2", nil)
 	evs := []protocol.Event{
@@ -184,7 +186,7 @@ func TestRecordEvents(t *testing.T) {
 		t.Fatalf("RecordEvents from d2 = %d, %v", n, err)
 	}
 	all, err := db.ListEvents(ctx, EventFilter{})
-	if err != nil || len(all) != 3 || all[0].ID != "e2" || all[0].Details["path"] != "/x" || !all[0].ReceivedAt.Equal(t0) {
+	if err != nil || len(all) != 3 || all[0].ID != "e2" || all[0].Details["path"] != "/x" || !all[0].ReceivedAt.Equal(received) {
 		t.Fatalf("ListEvents = %+v, %v", all, err)
 	}
 	for _, c := range []struct {
@@ -300,5 +302,63 @@ func killChild(path string) {
 			os.Exit(1)
 		}
 		fmt.Printf("ack %d\n", e.ID)
+	}
+}
+
+// A device cannot date an event after it arrived: a forged far-future time
+// would keep it at the top of every list and inside "the last 24 hours"
+// for good.
+func TestRecordEventsFutureTimeBounded(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	mustEnroll(t, db, "d1", nil)
+	forged := protocol.Event{ID: "f1", At: t0.Add(100 * 365 * 24 * time.Hour), Kind: "sideload_blocked", Severity: "security", Message: "x"}
+	if _, err := db.RecordEvents(ctx, "d1", []protocol.Event{forged}); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := db.ListEvents(ctx, EventFilter{})
+	if err != nil || len(evs) != 1 || !evs[0].At.Equal(t0) {
+		t.Fatalf("events %+v, %v; want the forged time bounded by its arrival %v", evs, err, t0)
+	}
+	counts, err := db.SecurityEventCounts(ctx, t0.Add(24*time.Hour))
+	if err != nil || counts["d1"] != 0 {
+		t.Fatalf("a day later, the forged event still counts as recent: %v, %v", counts, err)
+	}
+}
+
+// One forged status with a huge sequence number must not freeze the
+// controller's view: the genuine agent's next report, from its own run,
+// replaces it; within one run, older reports are still ignored.
+func TestRecordStatusForgedSeqDoesNotFreeze(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	mustEnroll(t, db, "d1", nil)
+	run := t0.Add(-time.Hour)
+	report := func(seq, applied uint64, startedAt time.Time) StatusUpdate {
+		return StatusUpdate{DeviceID: "d1", At: t0, Report: protocol.StatusReport{Schema: 1, DeviceID: "d1", Seq: seq, AppliedRevision: applied, StartedAt: startedAt}}
+	}
+	if err := db.RecordStatus(ctx, []StatusUpdate{report(10, 3, run)}); err != nil {
+		t.Fatal(err)
+	}
+	// Forged with a stolen key: another "run", seq at the maximum, a lie.
+	if err := db.RecordStatus(ctx, []StatusUpdate{report(protocol.MaxSeq, 99, t0.Add(1000*time.Hour))}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := db.GetDevice(ctx, "d1"); d.AppliedRevision != 99 {
+		t.Fatalf("forged report not stored at all (%+v): the test does not exercise the rule", d)
+	}
+	// The genuine agent reports again: its report wins.
+	if err := db.RecordStatus(ctx, []StatusUpdate{report(11, 4, run)}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := db.GetDevice(ctx, "d1"); d.AppliedRevision != 4 || d.StatusSeq != 11 {
+		t.Fatalf("after the genuine report: %+v; the forged sequence number froze the device", d)
+	}
+	// Within the run, a stale report is still ignored.
+	if err := db.RecordStatus(ctx, []StatusUpdate{report(9, 1, run)}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := db.GetDevice(ctx, "d1"); d.AppliedRevision != 4 {
+		t.Fatalf("stale report of the same run applied: %+v", d)
 	}
 }

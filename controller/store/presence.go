@@ -8,11 +8,13 @@ import (
 // presenceAndLabelsSchema is migration 6: when the controller last received
 // an offline presence or last will of a device (its clock, like last_seen),
 // the labels a device asked for at enrollment that its token did not allow,
-// and the label keys a token allows.
+// the label keys a token allows, and the agent run (StartedAt) of the status
+// stored (see RecordStatus).
 const presenceAndLabelsSchema = `
 ALTER TABLE devices ADD COLUMN offline_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE devices ADD COLUMN requested_labels TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE enroll_tokens ADD COLUMN label_keys TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE devices ADD COLUMN status_epoch INTEGER NOT NULL DEFAULT 0;
 `
 
 // DefaultPresenceTimeout is how long a device may stay silent before it is

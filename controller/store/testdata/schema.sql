@@ -94,7 +94,7 @@ CREATE TABLE devices (
 	last_rejected     TEXT NOT NULL DEFAULT '',
 	apps              TEXT NOT NULL DEFAULT '',
 	agent_version     TEXT NOT NULL DEFAULT ''
-, offline_at INTEGER NOT NULL DEFAULT 0, requested_labels TEXT NOT NULL DEFAULT '{}') STRICT;
+, offline_at INTEGER NOT NULL DEFAULT 0, requested_labels TEXT NOT NULL DEFAULT '{}', status_epoch INTEGER NOT NULL DEFAULT 0) STRICT;
 
 CREATE TABLE dirty_devices (
 	device_id TEXT PRIMARY KEY,
