@@ -97,12 +97,5 @@ func (s *Server) store(ctx context.Context, deviceID, kind string, payload []byt
 func (s *Server) refuse(deviceID, kind string, err error) error {
 	s.metrics.deviceMessages.WithLabelValues(kind, "refused").Inc()
 	s.log.Warn("dropped malformed device message", "device", deviceID, "kind", kind, "reason", protocol.Reason(err), "err", err)
-	_, aerr := s.db.AppendAudit(context.Background(), store.AuditEntry{
-		At: time.Now().UTC(), Actor: "device:" + deviceID, Action: "device.message-refused",
-		Target: deviceID, Detail: fmt.Sprintf("%s message dropped: %v", kind, err), Kind: store.AuditSecurity,
-	})
-	if aerr == nil {
-		s.securityStored()
-	}
-	return aerr
+	return s.refused.add(context.Background(), deviceID, kind, err) // refusals.go
 }

@@ -164,6 +164,7 @@ type Server struct {
 	statuses  *groupCommit[store.StatusUpdate]
 	presences *groupCommit[store.PresenceUpdate]
 	acks      *acker         // end-to-end acknowledgements to devices (ack.go)
+	refused   *refusals      // refused device messages, summarised (refusals.go)
 	siem      *siem.Exporter // nil without Options.SIEMLog (siem.go)
 
 	changed chan struct{} // capacity 1: a pending "recompile" request
@@ -250,7 +251,16 @@ func Run(ctx context.Context, opts Options) error {
 	// so every message a device sent is either stored or refused.
 	ingestCtx, stopIngest := context.WithCancel(context.Background())
 	var ingestWG sync.WaitGroup
-	defer func() { stopIngest(); ingestWG.Wait() }()
+	s.refused = &refusals{db: s.db, now: time.Now, written: s.securityStored}
+	defer func() {
+		stopIngest()
+		ingestWG.Wait()
+		// Ingest has stopped: write what the last window summarised.
+		if err := s.refused.flush(context.Background(), true); err != nil {
+			s.log.Error("could not write the summary of refused device messages", "err", err)
+		}
+	}()
+	ingestWG.Go(func() { s.refused.run(ingestCtx) })
 	s.statuses = newGroupCommit(ingestBatch, s.db.RecordStatus)
 	s.presences = newGroupCommit(ingestBatch, s.db.RecordPresences)
 	ingestWG.Go(func() { s.statuses.run(ingestCtx) })
