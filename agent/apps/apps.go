@@ -52,7 +52,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -62,6 +61,7 @@ import (
 	"time"
 
 	"github.com/edgewarden/edgewarden/agent/apply"
+	"github.com/edgewarden/edgewarden/agent/backoff"
 	"github.com/edgewarden/edgewarden/agent/install"
 	"github.com/edgewarden/edgewarden/agent/runtime"
 	"github.com/edgewarden/edgewarden/protocol"
@@ -86,7 +86,7 @@ type Options struct {
 	// changes. It must not block.
 	OnChange func()
 	// MinRetry and MaxRetry bound the backoff between attempts of a failed
-	// install (doubling, ±20% jitter). Zero means 5s and 5m.
+	// install (agent/backoff: doubling, jittered to [d/2, d]). Zero means 5s and 5m.
 	MinRetry, MaxRetry time.Duration
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
@@ -488,7 +488,7 @@ func (r *Reconciler) installOne(ctx context.Context, a protocol.AppAssignment, k
 		r.mu.Lock()
 		e := r.entryLocked(a.Name)
 		if retry {
-			delay := backoff(r.opts.MinRetry, r.opts.MaxRetry, e.attempts)
+			delay := backoff.Delay(e.attempts, r.opts.MinRetry, r.opts.MaxRetry)
 			e.attempts++
 			e.retryAt = r.opts.Now().Add(delay)
 			reason += fmt.Sprintf("; retrying in %s", delay.Round(time.Second))
@@ -636,15 +636,6 @@ func dependencyOrder(names []string, desired map[string]protocol.AppAssignment) 
 		visit(n)
 	}
 	return out
-}
-
-// backoff is min·2^n capped at max, with ±20% jitter.
-func backoff(lo, hi time.Duration, n int) time.Duration {
-	d := lo
-	for i := 0; i < n && d < hi; i++ {
-		d *= 2
-	}
-	return time.Duration(float64(min(d, hi)) * (0.8 + 0.4*rand.Float64()))
 }
 
 // Apps implements the agent's AppReconciler: the state of every assigned

@@ -20,13 +20,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/edgewarden/edgewarden/agent/backoff"
 	"github.com/edgewarden/edgewarden/protocol"
 )
 
@@ -334,15 +334,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// Backoff returns the delay before reconnect attempt n (0-based): min·2ⁿ
-// capped at max, then jittered to a random value in [d/2, d].
-func Backoff(n int, min, max time.Duration) time.Duration {
-	d := max
-	if n < 30 {
-		if e := min << n; e > 0 && e < max {
-			d = e
-		}
-	}
-	half := d / 2
-	return half + rand.N(d-half+1)
-}
+// Backoff returns the delay before reconnect attempt n (0-based): the
+// agent's one backoff (agent/backoff), min·2ⁿ capped at max, jittered to
+// [d/2, d].
+func Backoff(n int, min, max time.Duration) time.Duration { return backoff.Delay(n, min, max) }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edgewarden/edgewarden/agent/backoff"
 	"github.com/edgewarden/edgewarden/protocol"
 )
 
@@ -35,7 +35,7 @@ type ProcessOptions struct {
 	// Zero means 10s.
 	GracePeriod time.Duration
 	// MinBackoff and MaxBackoff bound the delay before a restart after an
-	// exit; it doubles per consecutive restart, with ±20% jitter. Zero
+	// exit; it doubles per consecutive restart (agent/backoff), jittered. Zero
 	// means 1s and 1m.
 	MinBackoff, MaxBackoff time.Duration
 	// FastCrash: an exit within this time of starting counts as a fast
@@ -249,7 +249,7 @@ func (d *Process) supervise(p *proc, started chan<- error) {
 			d.changed(name)
 			return
 		}
-		delay := backoff(d.opts.MinBackoff, d.opts.MaxBackoff, p.restarts)
+		delay := backoff.Delay(p.restarts, d.opts.MinBackoff, d.opts.MaxBackoff)
 		p.state = protocol.AppStopped
 		p.reason = fmt.Sprintf("exited (%s); restarting in %s", exit, delay.Round(time.Millisecond))
 		p.restarts++
@@ -316,22 +316,6 @@ func describeExit(err error) string {
 		return "exit status 0"
 	}
 	return err.Error()
-}
-
-// backoff is min·2^n capped at max, with ±20% jitter.
-func backoff(min, max time.Duration, n int) time.Duration {
-	d := min
-	for i := 0; i < n && d < max; i++ {
-		d *= 2
-	}
-	if d > max {
-		d = max
-	}
-	spread := int64(d) * 2 / 5
-	if spread > 0 {
-		d = d - time.Duration(spread/2) + time.Duration(rand.Int64N(spread+1))
-	}
-	return d
 }
 
 // Stop implements Driver: SIGTERM to the app's process group, SIGKILL after

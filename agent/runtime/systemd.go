@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/edgewarden/edgewarden/protocol"
 )
@@ -29,11 +30,23 @@ func (ExecCommander) Run(ctx context.Context, name string, args ...string) ([]by
 	var stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Stderr = &stderr
+	cmd.WaitDelay = 5 * time.Second // a child that keeps the pipes open cannot hold us past the kill
 	out, err := cmd.Output()
 	if err != nil {
 		return out, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return out, nil
+}
+
+// run runs one command through the Commander within CommandTimeout.
+func (d *Systemd) run(ctx context.Context, name string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.opts.CommandTimeout)
+	defer cancel()
+	out, err := d.opts.Commander.Run(ctx, name, args...)
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return out, fmt.Errorf("%s %s did not finish within %s (is systemd responding? see `systemctl status`): %w", name, strings.Join(args, " "), d.opts.CommandTimeout, err)
+	}
+	return out, err
 }
 
 // SystemdOptions configure the systemd driver.
@@ -45,6 +58,9 @@ type SystemdOptions struct {
 	User, Group string
 	// Commander runs systemctl and journalctl. Nil means ExecCommander.
 	Commander Commander
+	// CommandTimeout bounds each systemctl or journalctl run: a wedged
+	// systemd must not wedge the agent's loop. Zero means 30s.
+	CommandTimeout time.Duration
 }
 
 // Systemd is the systemd driver: one generated, hardened unit per app
@@ -67,6 +83,9 @@ func NewSystemd(opts SystemdOptions) *Systemd {
 	}
 	if opts.Commander == nil {
 		opts.Commander = ExecCommander{}
+	}
+	if opts.CommandTimeout <= 0 {
+		opts.CommandTimeout = 30 * time.Second
 	}
 	return &Systemd{opts: opts, apps: make(map[string]string)}
 }
@@ -210,10 +229,10 @@ func (d *Systemd) Start(ctx context.Context, app App) error {
 	if err := writeAtomic(d.UnitPath(app.Name), []byte(unit), 0o644); err != nil {
 		return fmt.Errorf("start %s@%s: write unit: %w", app.Name, app.Version, err)
 	}
-	if _, err := d.opts.Commander.Run(ctx, "systemctl", "daemon-reload"); err != nil {
+	if _, err := d.run(ctx, "systemctl", "daemon-reload"); err != nil {
 		return fmt.Errorf("start %s@%s: %w", app.Name, app.Version, err)
 	}
-	if _, err := d.opts.Commander.Run(ctx, "systemctl", "enable", "--now", UnitName(app.Name)); err != nil {
+	if _, err := d.run(ctx, "systemctl", "enable", "--now", UnitName(app.Name)); err != nil {
 		return fmt.Errorf("start %s@%s: %w", app.Name, app.Version, err)
 	}
 	d.apps[app.Name] = app.Version
@@ -225,7 +244,7 @@ func (d *Systemd) Stop(ctx context.Context, name string) error {
 	if _, err := os.Stat(d.UnitPath(name)); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	if _, err := d.opts.Commander.Run(ctx, "systemctl", "stop", UnitName(name)); err != nil {
+	if _, err := d.run(ctx, "systemctl", "stop", UnitName(name)); err != nil {
 		return fmt.Errorf("stop %s: %w", name, err)
 	}
 	return nil
@@ -239,13 +258,13 @@ func (d *Systemd) Remove(ctx context.Context, name string) error {
 		delete(d.apps, name)
 		return nil
 	}
-	if _, err := d.opts.Commander.Run(ctx, "systemctl", "disable", "--now", UnitName(name)); err != nil {
+	if _, err := d.run(ctx, "systemctl", "disable", "--now", UnitName(name)); err != nil {
 		return fmt.Errorf("remove %s: %w", name, err)
 	}
 	if err := os.Remove(d.UnitPath(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove %s: %w", name, err)
 	}
-	if _, err := d.opts.Commander.Run(ctx, "systemctl", "daemon-reload"); err != nil {
+	if _, err := d.run(ctx, "systemctl", "daemon-reload"); err != nil {
 		return fmt.Errorf("remove %s: %w", name, err)
 	}
 	delete(d.apps, name)
@@ -253,7 +272,7 @@ func (d *Systemd) Remove(ctx context.Context, name string) error {
 }
 
 func (d *Systemd) activeState(ctx context.Context, name string) string {
-	out, err := d.opts.Commander.Run(ctx, "systemctl", "show", "--property=ActiveState", "--value", UnitName(name))
+	out, err := d.run(ctx, "systemctl", "show", "--property=ActiveState", "--value", UnitName(name))
 	if err != nil {
 		return ""
 	}
@@ -289,7 +308,7 @@ func (d *Systemd) Logs(ctx context.Context, name string, lines int) ([]string, e
 	if lines <= 0 {
 		lines = 200
 	}
-	out, err := d.opts.Commander.Run(ctx, "journalctl", "--unit", UnitName(name), "--lines", fmt.Sprint(lines), "--no-pager", "--output", "short-iso")
+	out, err := d.run(ctx, "journalctl", "--unit", UnitName(name), "--lines", fmt.Sprint(lines), "--no-pager", "--output", "short-iso")
 	if err != nil {
 		return nil, fmt.Errorf("logs of %s: %w", name, err)
 	}

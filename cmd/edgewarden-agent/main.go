@@ -45,14 +45,24 @@ func work(fn func(cmd *cobra.Command, args []string) error) func(*cobra.Command,
 }
 
 func newRoot() *cobra.Command {
+	// --version is our own flag, not cobra's: cobra prints its version
+	// through text/template, whose reflection keeps every exported method
+	// in the binary (2.8 MB more on amd64; docs/BENCHMARKS.md).
+	var version bool
 	root := &cobra.Command{
 		Use:           "edgewarden-agent",
 		Short:         "Edgewarden agent: enforces the controller's signed desired state on this device",
-		Version:       buildinfo.Version(agent.Version),
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if version {
+				fmt.Fprintln(cmd.OutOrStdout(), buildinfo.Line("edgewarden-agent", buildinfo.Version(agent.Version)))
+				return nil
+			}
+			return cmd.Help()
+		},
 	}
-	root.SetVersionTemplate(buildinfo.Line("edgewarden-agent", root.Version) + "\n")
+	root.Flags().BoolVarP(&version, "version", "v", false, "print the version and exit")
 	root.AddCommand(newEnrollCmd(), newRunCmd(), newStatusCmd())
 	return root
 }
