@@ -44,7 +44,7 @@ func TestSecondAgentRefused(t *testing.T) {
 	sockBefore := fileInfo(t, p.socket("press-01")) // the first agent's local API
 
 	out, code := run(t, nil, nil, bin.agent, "run", "--state", p.stateDir("press-01"), "--config", p.agentConfig("press-01"))
-	if code == 0 || !strings.Contains(out, "another edgewarden-agent (pid "+strconv.Itoa(first.cmd.Process.Pid)+") is running") || !strings.Contains(out, "stop it first") {
+	if code == 0 || !strings.Contains(out, "another edgewarden-agent process (pid "+strconv.Itoa(first.cmd.Process.Pid)+") is running") || !strings.Contains(out, "stop it first") {
 		t.Fatalf("second agent: exit %d, %q; want a refusal naming the running agent's pid", code, out)
 	}
 	if err := syscall.Kill(app.Process.Pid, 0); err != nil {
