@@ -39,7 +39,7 @@ func (db *DB) AppendAudit(ctx context.Context, e AuditEntry) (AuditEntry, error)
 	e.At = fromUnixNano(unixNano(e.At))
 	err := db.update(ctx, func(tx *sql.Tx) error {
 		var err error
-		e.ID, err = insertAudit(ctx, tx, e)
+		e.ID, err = insertAudit(ctx, tx, &e)
 		return err
 	})
 	if err != nil {
@@ -60,7 +60,10 @@ func checkAudit(e AuditEntry) error {
 	return nil
 }
 
-func insertAudit(ctx context.Context, tx *sql.Tx, e AuditEntry) (int64, error) {
+// insertAudit writes e, after cleanAudit has bounded and escaped its text
+// fields in place: every audit entry, whichever path writes it, passes here.
+func insertAudit(ctx context.Context, tx *sql.Tx, e *AuditEntry) (int64, error) {
+	cleanAudit(e)
 	res, err := tx.ExecContext(ctx, `INSERT INTO audit (at, actor, action, target, detail, source, kind, change_seq, state_before, state_after)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		unixNano(e.At), e.Actor, e.Action, e.Target, e.Detail, e.Source, e.Kind, e.Seq, e.Before, e.After)

@@ -160,7 +160,7 @@ func (c *Change) finish(ctx context.Context) (Committed, error) {
 	if e.After, err = stateJSON(c.After); err != nil {
 		return Committed{}, err
 	}
-	if e.ID, err = insertAudit(ctx, c.tx, e); err != nil {
+	if e.ID, err = insertAudit(ctx, c.tx, &e); err != nil {
 		return Committed{}, err
 	}
 	// Groups are resolved again now: their members after the change.
