@@ -146,6 +146,24 @@ var ErrNoMembership = errors.New("cannot resolve group membership")
 //
 // The returned records are meant for store.PutDesired, then publishing.
 func (c *Compiler) Compile(snap *store.Snapshot) ([]store.DesiredRecord, error) {
+	return c.compile(snap, nil)
+}
+
+// CompileDirty is Compile for the devices snap.Dirty marks (all of them when
+// it marks every device). Unmarked devices are built only when Compile would
+// have something to do for them without a content change: no record yet, a
+// refresh due, other signing keys, or an applied revision above the stored
+// one. A change touching a few devices of a large fleet signs only those.
+func (c *Compiler) CompileDirty(snap *store.Snapshot) ([]store.DesiredRecord, error) {
+	if snap.Dirty.All {
+		return c.compile(snap, nil)
+	}
+	return c.compile(snap, snap.Dirty.Has)
+}
+
+// compile compiles every active device for which only is nil or true, and
+// the others when they need a refresh or a first document.
+func (c *Compiler) compile(snap *store.Snapshot, only func(id string) bool) ([]store.DesiredRecord, error) {
 	m, err := snap.Membership()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNoMembership, err)
@@ -164,6 +182,10 @@ func (c *Compiler) Compile(snap *store.Snapshot) ([]store.DesiredRecord, error) 
 		dev := &snap.Devices[i]
 		if dev.State != store.DeviceActive {
 			continue
+		}
+		if old, had := snap.Desired[dev.ID]; only != nil && !only(dev.ID) && had &&
+			dev.AppliedRevision <= old.Revision && old.ExpiresAt.Sub(now) >= c.refreshBefore && c.signedByAll(old.Envelope) {
+			continue // not touched by a change, nothing due
 		}
 		doc := c.build(snap, m, dev)
 		acc.apply(doc, dev) // doc.Access, TokenKeys, RevokedTokens (access.go)

@@ -47,6 +47,12 @@ type Options struct {
 	// Ingest stores each device message; the message is acknowledged to the
 	// broker only after it returns nil. Required.
 	Ingest IngestFunc
+	// OnConnect, if set, is called after every connection (the first and
+	// each reconnect) once the subscriptions are in place. The broker may
+	// have lost its retained messages meanwhile (a crash, a restart without
+	// persistence), so the controller publishes its documents again. It
+	// runs on paho's goroutine and must not block.
+	OnConnect func()
 	// Logger receives the link's logs. nil means slog.Default().
 	Logger *slog.Logger
 	// IngestTimeout bounds one Ingest call. Zero means 10s. A failed call
@@ -169,6 +175,9 @@ func (l *Link) onConnect(c paho.Client) {
 	}
 	l.subscribed.Store(true)
 	l.log.Info("mqtt link connected and subscribed")
+	if l.opts.OnConnect != nil {
+		l.opts.OnConnect()
+	}
 }
 
 // Subscribed reports whether the link holds its subscriptions on the

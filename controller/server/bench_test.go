@@ -11,37 +11,68 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/edgewarden/edgewarden/controller/broker"
 	"github.com/edgewarden/edgewarden/controller/desired"
 	"github.com/edgewarden/edgewarden/controller/pki"
 	"github.com/edgewarden/edgewarden/controller/store"
 )
 
-// BenchmarkReconcile measures the controller's whole path for one change
-// that touches every device: snapshot from SQLite, compile, sign, store the
-// records (one transaction), publish each retained on the embedded broker.
+// BenchmarkReconcile measures the controller's whole path for one change:
+// the change's transaction (with its audit entry and dirty marks), then the
+// reconcile turn: snapshot from SQLite, compile and sign the dirty devices,
+// store the records (one transaction), publish each retained on the
+// embedded broker and record the acknowledgements. "all" changes the banner
+// (every document changes); "20" labels 20 devices (only theirs change).
 // Devices are not connected; BenchmarkRetainedFanout in controller/broker
 // measures delivery to 10k TLS connections.
 //
 //	go test ./controller/server -run '^$' -bench Reconcile -benchtime 5x
 func BenchmarkReconcile(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
-		b.Run(fmt.Sprintf("devices=%d", n), func(b *testing.B) {
-			ctx := context.Background()
-			s := benchServer(b, n)
-			i := 0
-			for b.Loop() {
-				// A new banner changes every device's document.
-				i++
-				if err := s.db.SetSetting(ctx, "banner", fmt.Sprintf("Authorized use only (%d)", i)); err != nil {
-					b.Fatal(err)
-				}
+		for _, touched := range []int{n, 20} {
+			name := fmt.Sprintf("devices=%d/touched=%d", n, touched)
+			b.Run(name, func(b *testing.B) {
+				ctx := context.Background()
+				s := benchServer(b, n)
 				if err := s.reconcile(ctx); err != nil {
 					b.Fatal(err)
 				}
-			}
-			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/float64(n), "µs/device")
-		})
+				i := 0
+				for b.Loop() {
+					i++
+					_, err := s.db.Change(ctx, store.AuditEntry{Actor: "bench", Action: "bench", Kind: store.AuditChange}, func(ctx context.Context, c *store.Change) error {
+						if touched == n {
+							c.DirtyAll()
+							return s.db.SetSetting(ctx, "banner", fmt.Sprintf("Authorized use only (%d)", i))
+						}
+						for d := range touched {
+							id := fmt.Sprintf("dev-%05d", (d*n/touched+i)%n)
+							c.DirtyDevices(id)
+							if _, err := s.db.SetDeviceLabels(ctx, id, map[string]string{"bench": fmt.Sprint(i)}); err != nil {
+								return err
+							}
+						}
+						return nil
+					})
+					if err != nil {
+						b.Fatal(err)
+					}
+					before := testutil.ToFloat64(s.metrics.documentsPublish)
+					if _, err := s.compile(ctx, false); err != nil {
+						b.Fatal(err)
+					}
+					if err := s.publishPending(ctx); err != nil {
+						b.Fatal(err)
+					}
+					if got := testutil.ToFloat64(s.metrics.documentsPublish) - before; got != float64(touched) {
+						b.Fatalf("published %v documents, want %d", got, touched)
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/change")
+			})
+		}
 	}
 }
 
@@ -83,7 +114,8 @@ func benchServer(b *testing.B, n int) *Server {
 	}
 	b.Cleanup(func() { brk.Close() })
 	return &Server{
-		log: log, db: db, authority: authority, transport: brk,
+		opts: Options{DriftGrace: DefaultDriftGrace},
+		log:  log, db: db, authority: authority, transport: brk,
 		compiler:  desired.New(desired.Options{Key: authority.SigningKey()}),
 		changed:   make(chan struct{}, 1),
 		published: map[string]uint64{},

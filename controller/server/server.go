@@ -27,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -51,6 +52,7 @@ const (
 	DefaultHTTPAddr    = "127.0.0.1:8443"
 	DefaultMQTTAddr    = "127.0.0.1:8883"
 	DefaultDocumentTTL = 24 * time.Hour
+	DefaultDriftGrace  = 30 * time.Second
 
 	// ingestBatch is the most device reports stored in one transaction.
 	ingestBatch = 1000
@@ -85,6 +87,10 @@ type Options struct {
 	// DocumentTTL is how long a signed document is valid; documents are
 	// re-signed before they expire. Zero: DefaultDocumentTTL.
 	DocumentTTL time.Duration
+	// DriftGrace is how long an online device may report an applied
+	// revision other than the one the broker acknowledged before the
+	// document is published again. Zero: DefaultDriftGrace.
+	DriftGrace time.Duration
 	// Logger receives the controller's logs. Nil: slog.Default().
 	Logger *slog.Logger
 	// MetricsAddr, if set, serves Prometheus metrics (/metrics) and
@@ -168,9 +174,12 @@ type Server struct {
 	siem      *siem.Exporter // nil without Options.SIEMLog (siem.go)
 
 	changed chan struct{} // capacity 1: a pending "recompile" request
+	forget  atomic.Bool   // the broker (re)connected: forget the published state
 
+	// published caches, for ingest's restore check (aheadOfUs), the revision
+	// the broker acknowledged per device; the store holds the truth.
 	mu        sync.Mutex
-	published map[string]uint64 // devices whose desired topic holds a document: its revision
+	published map[string]uint64
 }
 
 // Run starts the controller and serves until ctx is done.
@@ -189,6 +198,9 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	if opts.DocumentTTL == 0 {
 		opts.DocumentTTL = DefaultDocumentTTL
+	}
+	if opts.DriftGrace <= 0 {
+		opts.DriftGrace = DefaultDriftGrace
 	}
 	s := &Server{opts: opts, log: opts.Logger, changed: make(chan struct{}, 1), published: map[string]uint64{}}
 
@@ -323,13 +335,14 @@ func Run(ctx context.Context, opts Options) error {
 		ErrorLog:     slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 
-	// Republish every stored document: the embedded broker keeps retained
-	// messages in memory, and the last run may have stored a document it
-	// never got to publish.
-	if err := s.republish(ctx); err != nil {
+	// Compile every device and publish every stored document: the broker
+	// just (re)connected (brokerUp), and the last run may have stored a
+	// document it never got to publish.
+	refreshAt, err := s.compile(ctx, true)
+	if err != nil {
 		return err
 	}
-	if err := s.reconcile(ctx); err != nil {
+	if err := s.publishPending(ctx); err != nil {
 		return err
 	}
 
@@ -337,7 +350,7 @@ func Run(ctx context.Context, opts Options) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
-	wg.Go(func() { s.reconcileLoop(ctx) })
+	wg.Go(func() { s.reconcileLoop(ctx, refreshAt) })
 	wg.Go(func() { s.watchdog(ctx) })
 	if s.siem != nil {
 		wg.Go(func() { s.siem.Run(ctx) })
@@ -411,19 +424,48 @@ func (s *Server) Changed() {
 	}
 }
 
-func (s *Server) reconcileLoop(ctx context.Context) {
-	timer := time.NewTimer(time.Minute)
+// brokerUp is called on every (re)connection to the broker: whatever it
+// retained before may be gone, so the reconcile loop forgets the published
+// state (in its own turn, so no acknowledgement from before the connection
+// is recorded after the forgetting) and publishes everything again.
+func (s *Server) brokerUp() {
+	s.forget.Store(true)
+	s.Changed()
+}
+
+// reconcileLoop compiles after each change (the devices it marked dirty)
+// and when refreshes are due, and on every turn publishes what is stored
+// but not acknowledged: after a change, after a broker (re)connect, and
+// for devices that report another revision than the published one for
+// longer than DriftGrace.
+func (s *Server) reconcileLoop(ctx context.Context, refreshAt time.Time) {
+	timer := time.NewTimer(s.nextTurn(refreshAt))
 	defer timer.Stop()
+	retry := false // the last turn failed: compile again on the next one
 	for {
+		compile := retry
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.changed:
+			compile = true
 		case <-timer.C:
+			compile = compile || !time.Now().Before(refreshAt)
 		}
 		start := time.Now()
-		next, err := s.reconcileNext(ctx)
+		var err error
+		if compile {
+			var at time.Time
+			if at, err = s.compile(ctx, false); err == nil {
+				refreshAt = at
+			}
+		}
+		if err == nil {
+			err = s.publishPending(ctx)
+		}
 		s.metrics.reconcileSeconds.Observe(time.Since(start).Seconds())
+		next := s.nextTurn(refreshAt)
+		retry = err != nil
 		if err != nil && ctx.Err() == nil {
 			s.log.Error("reconcile desired state; retrying", "err", err)
 			next = 5 * time.Second
@@ -432,96 +474,128 @@ func (s *Server) reconcileLoop(ctx context.Context) {
 	}
 }
 
-func (s *Server) reconcile(ctx context.Context) error {
-	_, err := s.reconcileNext(ctx)
-	return err
+// nextTurn is how long the loop may sleep: until the next refresh, and at
+// most DriftGrace, so drifting devices are looked at.
+func (s *Server) nextTurn(refreshAt time.Time) time.Duration {
+	return max(min(time.Until(refreshAt), s.opts.DriftGrace), 100*time.Millisecond)
 }
 
-// reconcileNext compiles every device's document, stores what changed, then
-// publishes it. It returns how long until the next refresh is due.
-func (s *Server) reconcileNext(ctx context.Context) (time.Duration, error) {
+// reconcile compiles every device and publishes what is pending, as the
+// server does at start.
+func (s *Server) reconcile(ctx context.Context) error {
+	if _, err := s.compile(ctx, true); err != nil {
+		return err
+	}
+	return s.publishPending(ctx)
+}
+
+// compile takes a snapshot, compiles the dirty devices (all with full) and
+// stores the records that changed, clearing the marks it covered. It
+// returns when the next refresh is due.
+func (s *Server) compile(ctx context.Context, full bool) (time.Time, error) {
 	snap, err := s.db.Snapshot(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("snapshot: %w", err)
+		return time.Time{}, fmt.Errorf("snapshot: %w", err)
 	}
-	recs, err := s.compiler.Compile(snap)
+	compile := s.compiler.CompileDirty
+	if full {
+		compile = s.compiler.Compile
+	}
+	recs, err := compile(snap)
 	if err != nil {
-		return 0, fmt.Errorf("compile: %w", err)
+		return time.Time{}, fmt.Errorf("compile: %w", err)
 	}
-	// Store before publishing: a document is never on the wire without
-	// its revision being recorded, so revisions only grow across crashes.
+	// Store before publishing: a document is never on the wire without its
+	// revision being recorded, so revisions only grow across crashes.
 	if err := s.db.PutCompiled(ctx, recs, snap.Dirty.Seq); err != nil {
-		return 0, fmt.Errorf("store %d documents: %w", len(recs), err)
+		return time.Time{}, fmt.Errorf("store %d documents: %w", len(recs), err)
 	}
-	for _, r := range recs {
-		if err := s.publish(ctx, r.DeviceID, r.Revision, r.Envelope); err != nil {
-			return 0, err
+	if len(recs) > 0 {
+		s.log.Info("compiled desired state", "documents", len(recs), "dirty", snap.Dirty.Len(), "change_seq", snap.Seq)
+	}
+	next := s.compiler.NextRefresh(snap)
+	if next.IsZero() {
+		next = time.Now().Add(s.compiler.TTL())
+	}
+	return next, nil
+}
+
+// publishAckBatch is how many acknowledgements are recorded per transaction.
+const publishAckBatch = 1000
+
+// publishPending publishes, retained, every stored document no broker has
+// acknowledged, records each acknowledgement, and clears the retained
+// document of devices that were deleted or are pending.
+func (s *Server) publishPending(ctx context.Context) error {
+	if s.forget.Swap(false) {
+		if err := s.db.ForgetPublished(ctx); err != nil {
+			s.forget.Store(true)
+			return err
 		}
+	}
+	ids, err := s.db.RepublishDrifting(ctx, time.Now().Add(-s.opts.DriftGrace))
+	if err != nil {
+		return err
+	}
+	if len(ids) > 0 {
+		s.log.Warn("devices still report another revision than the one published; publishing it again", "devices", len(ids), "first", ids[0])
+	}
+	recs, err := s.db.Unpublished(ctx)
+	if err != nil {
+		return err
+	}
+	var acks []store.Published
+	flush := func() error {
+		if err := s.db.MarkPublished(ctx, acks, time.Now()); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		for _, a := range acks {
+			s.published[a.DeviceID] = a.Revision
+		}
+		s.mu.Unlock()
+		acks = acks[:0]
+		return nil
+	}
+	var pubErr error
+	for _, r := range recs {
+		if pubErr = s.transport.Publish(ctx, protocol.DesiredTopic(r.DeviceID), r.Envelope, true); pubErr != nil {
+			pubErr = fmt.Errorf("publish desired state of %s: %w", r.DeviceID, pubErr)
+			break
+		}
+		s.metrics.documentsPublish.Inc()
+		acks = append(acks, store.Published{DeviceID: r.DeviceID, Revision: r.Revision, IssuedAt: r.IssuedAt})
+		if len(acks) == publishAckBatch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	// What was acknowledged stays recorded even when a later publish failed.
+	if err := flush(); err != nil {
+		return err
+	}
+	if pubErr != nil {
+		return pubErr
 	}
 	if len(recs) > 0 {
 		s.log.Info("published desired state", "documents", len(recs))
 	}
-	// Clear the retained document of devices that are gone or pending.
-	active := map[string]bool{}
-	for _, d := range snap.Devices {
-		if d.State == store.DeviceActive {
-			active[d.ID] = true
-		}
-	}
-	s.mu.Lock()
-	var stale []string
-	for id := range s.published {
-		if !active[id] {
-			stale = append(stale, id)
-		}
-	}
-	s.mu.Unlock()
-	for _, id := range stale {
-		if err := s.transport.Publish(ctx, protocol.DesiredTopic(id), nil, true); err != nil {
-			return 0, fmt.Errorf("clear desired state of %s: %w", id, err)
-		}
-		s.transport.DisconnectDevice(id)
-		s.mu.Lock()
-		delete(s.published, id)
-		s.mu.Unlock()
-	}
-	next := time.Until(s.compiler.NextRefresh(snap))
-	return max(next, time.Second), nil
-}
-
-func (s *Server) publish(ctx context.Context, deviceID string, revision uint64, env []byte) error {
-	if err := s.transport.Publish(ctx, protocol.DesiredTopic(deviceID), env, true); err != nil {
-		return fmt.Errorf("publish desired state of %s: %w", deviceID, err)
-	}
-	s.mu.Lock()
-	s.published[deviceID] = revision
-	s.mu.Unlock()
-	if s.metrics != nil {
-		s.metrics.documentsPublish.Inc()
-	}
-	return nil
-}
-
-func (s *Server) republish(ctx context.Context) error {
-	recs, err := s.db.ListDesired(ctx)
-	if err != nil {
-		return fmt.Errorf("list stored documents: %w", err)
-	}
-	devices, err := s.db.ListDevices(ctx)
+	stale, err := s.db.StaleRetained(ctx)
 	if err != nil {
 		return err
 	}
-	active := map[string]bool{}
-	for _, d := range devices {
-		active[d.ID] = d.State == store.DeviceActive
-	}
-	for _, r := range recs {
-		if !active[r.DeviceID] || len(r.Envelope) == 0 {
-			continue
+	for _, id := range stale {
+		if err := s.transport.Publish(ctx, protocol.DesiredTopic(id), nil, true); err != nil {
+			return fmt.Errorf("clear desired state of %s: %w", id, err)
 		}
-		if err := s.publish(ctx, r.DeviceID, r.Revision, r.Envelope); err != nil {
+		s.transport.DisconnectDevice(id)
+		if err := s.db.MarkCleared(ctx, id); err != nil {
 			return err
 		}
+		s.mu.Lock()
+		delete(s.published, id)
+		s.mu.Unlock()
 	}
 	return nil
 }

@@ -50,6 +50,7 @@ func (s *Server) startTransport(ctx context.Context) (string, error) {
 			TLS:       cfg,
 			ClientID:  pki.ControllerIdentity,
 			Ingest:    s.ingest,
+			OnConnect: s.brokerUp,
 			Logger:    s.log,
 		})
 		if err != nil {
@@ -76,5 +77,6 @@ func (s *Server) startTransport(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("start the MQTT broker on %s: %w (use --mqtt to pick another address)", s.opts.MQTTAddr, err)
 	}
 	s.transport = b
+	s.brokerUp() // a new broker retains nothing yet
 	return "tls://" + b.Addr().String(), nil
 }

@@ -36,10 +36,39 @@ ALTER TABLE audit ADD COLUMN state_after TEXT NOT NULL DEFAULT '';
 
 -- What the broker acknowledged (PUBACK of the retained QoS 1 publish) of
 -- this device's document: revision and issue time; 0 means nothing is
--- known to be retained. published_at is when it acknowledged.
+-- known to be retained. published_at is when it acknowledged. (Replaced by
+-- the published table in migration 6.)
 ALTER TABLE desired ADD COLUMN published_revision INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE desired ADD COLUMN published_issued_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE desired ADD COLUMN published_at INTEGER NOT NULL DEFAULT 0;
+`
+
+// publishedSchema is migration 6: the published state moves out of the
+// desired table (whose rows carry the envelopes, so every scan of them read
+// megabytes) into two small tables: what the broker acknowledged per
+// device, and which stored documents wait to be published.
+const publishedSchema = `
+ALTER TABLE desired DROP COLUMN published_revision;
+ALTER TABLE desired DROP COLUMN published_issued_at;
+ALTER TABLE desired DROP COLUMN published_at;
+
+-- The document the broker last acknowledged (PUBACK of the retained QoS 1
+-- publish) per device: revision, issue time, and when. No row: nothing is
+-- known to be retained for the device.
+CREATE TABLE published (
+	device_id TEXT PRIMARY KEY,
+	revision  INTEGER NOT NULL,
+	issued_at INTEGER NOT NULL,
+	at        INTEGER NOT NULL
+) STRICT;
+
+-- Devices whose stored document no broker acknowledged as stored: written
+-- with each stored record, after a broker reconnect and for drifting
+-- devices; removed by the acknowledgement of that very record.
+CREATE TABLE unpublished (
+	device_id TEXT PRIMARY KEY
+) STRICT, WITHOUT ROWID;
+INSERT INTO unpublished (device_id) SELECT device_id FROM desired;
 `
 
 // dirtyAll is the dirty mark that stands for every device.

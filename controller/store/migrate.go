@@ -140,6 +140,8 @@ CREATE INDEX audit_at ON audit (at);
 	// with before/after state, published state of documents (change.go).
 	changeSchema,
 	presenceAndLabelsSchema, // 6
+	// 7: published state in its own tables (change.go).
+	publishedSchema,
 }
 
 // migrate applies the migrations the database has not seen yet. A database

@@ -70,7 +70,7 @@ CREATE TABLE desired (
 	issued_at  INTEGER NOT NULL,
 	expires_at INTEGER NOT NULL,
 	envelope   BLOB NOT NULL
-, published_revision INTEGER NOT NULL DEFAULT 0, published_issued_at INTEGER NOT NULL DEFAULT 0, published_at INTEGER NOT NULL DEFAULT 0) STRICT;
+) STRICT;
 
 CREATE TABLE device_groups (
 	name       TEXT PRIMARY KEY,
@@ -171,6 +171,13 @@ CREATE TABLE operator_tokens (
 	CHECK (expires_at > issued_at)
 ) STRICT;
 
+CREATE TABLE published (
+	device_id TEXT PRIMARY KEY,
+	revision  INTEGER NOT NULL,
+	issued_at INTEGER NOT NULL,
+	at        INTEGER NOT NULL
+) STRICT;
+
 CREATE TABLE publisher_keys (
 	publisher  TEXT NOT NULL REFERENCES publishers (name),
 	key_id     TEXT NOT NULL,
@@ -224,6 +231,10 @@ CREATE TABLE teams (
 	name       TEXT PRIMARY KEY,
 	created_at INTEGER NOT NULL
 ) STRICT;
+
+CREATE TABLE unpublished (
+	device_id TEXT PRIMARY KEY
+) STRICT, WITHOUT ROWID;
 
 CREATE TABLE users (
 	name          TEXT PRIMARY KEY,
