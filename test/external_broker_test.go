@@ -113,3 +113,54 @@ func TestExternalBroker(t *testing.T) {
 	p.mustCLI("groups", "add", "line-2", "dev-1")
 	p.converged(map[string][]string{"dev-1": {"line-1", "line-2"}, "dev-2": {"line-2"}})
 }
+
+// TestExternalBrokerCrashRepublishes kills mosquitto with -9 right after it
+// acknowledged a changed document (mosquitto saves its retained messages
+// only every autosave_interval, so the crash loses it) while the device was
+// away, and starts mosquitto again: the controller must publish again what
+// the broker lost once its link reconnects, and every device converge,
+// without a controller restart.
+func TestExternalBrokerCrashRepublishes(t *testing.T) {
+	brokerAddr := freeAddr(t)
+	var mosq *proc
+	p := newPlantWith(t, func(p *plant) []string {
+		mosq = startMosquitto(t, p.ctlDir, brokerAddr)
+		return []string{"--broker-url", "tls://" + brokerAddr}
+	})
+	p.mustCLI("groups", "create", "line-1")
+	p.mustCLI("groups", "create", "line-2")
+	token := p.enrollToken("--groups", "line-1", "--uses", "2")
+	p.mustEnroll("dev-1", token)
+	p.mustEnroll("dev-2", token)
+	p.startAgent("dev-1")
+	p.startAgent("dev-2")
+	p.converged(map[string][]string{"dev-1": {"line-1"}, "dev-2": {"line-1"}})
+	ctlPID := p.ctl.cmd.Process.Pid
+
+	// dev-1 goes away; its next document is acknowledged by the broker,
+	// then the broker dies before it saved it.
+	p.agents["dev-1"].kill()
+	published := strings.Count(p.ctl.logs.String(), `msg="published desired state"`)
+	p.mustCLI("groups", "add", "line-2", "dev-1")
+	eventually(t, 10*time.Second, func() (bool, string) {
+		return strings.Count(p.ctl.logs.String(), `msg="published desired state"`) > published, "the controller never published the change"
+	})
+	mosq.kill()
+	published = strings.Count(p.ctl.logs.String(), `msg="published desired state"`)
+	start(t, "mosquitto", mosq.cmd.Args...)
+	// The link reconnects and the controller publishes again what the broker
+	// may have lost, before any device asks (well within the 30 s drift grace
+	// after which a device seen drifting would get its document again).
+	eventually(t, 20*time.Second, func() (bool, string) {
+		return strings.Count(p.ctl.logs.String(), `msg="published desired state"`) > published, "nothing published again after the broker came back"
+	})
+
+	p.startAgent("dev-1")
+	p.converged(map[string][]string{"dev-1": {"line-1", "line-2"}, "dev-2": {"line-1"}})
+	if p.ctl.exited() || p.ctl.cmd.Process.Pid != ctlPID {
+		t.Fatal("the controller restarted")
+	}
+	// And changes keep flowing over the new connection.
+	p.mustCLI("groups", "add", "line-2", "dev-2")
+	p.converged(map[string][]string{"dev-1": {"line-1", "line-2"}, "dev-2": {"line-1", "line-2"}})
+}

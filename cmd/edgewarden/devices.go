@@ -16,15 +16,22 @@ func (a *app) devicesCmd() *cobra.Command {
 
 // syncString says how a device stands against its desired state.
 func syncString(d apiv1.Device) string {
-	switch {
-	case d.State == apiv1.DevicePending:
+	switch d.Sync {
+	case apiv1.SyncPending:
 		return "pending approval"
-	case d.InSync:
+	case apiv1.SyncInSync:
 		return "in sync"
-	case d.LastRejected != nil:
-		return "failing"
+	case "":
+		// A controller from before the sync field.
+		if d.InSync {
+			return "in sync"
+		}
+		if d.LastRejected != nil {
+			return "failing"
+		}
+		return "drifting"
 	}
-	return "drifting"
+	return d.Sync
 }
 
 func (a *app) devicesListCmd() *cobra.Command {
@@ -59,6 +66,9 @@ func (a *app) printDevice(d *apiv1.Device) error {
 		row(w, "State:", d.State)
 		row(w, "Online:", yesNo(d.Online))
 		row(w, "Sync:", syncString(*d))
+		if d.SyncReason != "" {
+			row(w, "Sync reason:", d.SyncReason)
+		}
 		row(w, "Desired revision:", d.DesiredRevision)
 		row(w, "Applied revision:", d.AppliedRevision)
 		if d.LastRejected != nil {

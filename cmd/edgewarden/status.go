@@ -13,8 +13,10 @@ func (a *app) statusCmd() *cobra.Command {
 		Short: "Summarize the fleet: online, in sync, drifting, failing, pending",
 		Long: `status counts devices: online (and lists offline ones with how long each
 has been silent; a device silent longer than the controller's presence timeout,
-90 s by default, is offline); in sync (applied their latest document);
-drifting (behind, catching up); failing (rejected their latest document);
+90 s by default, is offline); in sync (applied their latest document and every
+assigned app runs, or was stopped, in an assigned version); drifting (document
+or apps not there yet); failing (rejected their latest document, or an app
+failed: 'devices ls' and 'devices show' say why);
 pending (waiting for 'devices approve'); and the security events the devices
 reported in the last 24 hours, with the latest few ('audit ls --kind security'
 lists them all).`,

@@ -6,12 +6,15 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgewarden/edgewarden/controller/api/apitest"
 	"github.com/edgewarden/edgewarden/controller/apiv1"
 	"github.com/edgewarden/edgewarden/controller/client"
 	"github.com/edgewarden/edgewarden/controller/store"
+	"github.com/edgewarden/edgewarden/protocol"
 	"github.com/edgewarden/edgewarden/protocol/optoken"
 )
 
@@ -303,4 +306,73 @@ func TestEveryChangeLeavesOneAuditEntry(t *testing.T) {
 			t.Fatalf("%s: security-relevant change recorded no before/after state: %+v", s.action, last)
 		}
 	}
+}
+
+// TestSyncMeansConverged: a device is in sync only when it applied the
+// desired revision and every app assigned to it runs in an assigned
+// version; an app still installing is drifting, a failed app is failing
+// with its reason, and a rejected document is failing.
+func TestSyncMeansConverged(t *testing.T) {
+	ctx := context.Background()
+	e := newAppsEnv(t)
+	sg := newSigner(t)
+	art := testArtifact{"bin/hello", []byte("#!/bin/sh\necho hello\n")}
+	raw := makeManifest(t, "hello", "1.0.0", "acme", art)
+	if _, err := e.admin.CreateGroup(ctx, "line-1", ""); err != nil {
+		t.Fatal(err)
+	}
+	e.enroll("press-01", "line-1")
+	if _, err := e.admin.AddPublisherKey(ctx, "acme", sg.pub); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := push(ctx, e.admin, raw, sg.sign(raw), art); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.AssignApp(ctx, "hello", apiv1.AssignRequest{Version: "1.0.0", Group: "line-1", Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	if err := e.db.PutDesired(ctx, []store.DesiredRecord{{DeviceID: "press-01", Revision: 3, Digest: "d", IssuedAt: now, ExpiresAt: now.Add(time.Hour), Envelope: []byte("{}")}}); err != nil {
+		t.Fatal(err)
+	}
+	seq := uint64(0)
+	report := func(applied uint64, rejected *protocol.Rejection, apps ...protocol.AppStatus) {
+		t.Helper()
+		seq++
+		err := e.db.RecordStatus(ctx, []store.StatusUpdate{{DeviceID: "press-01", At: time.Now(), Report: protocol.StatusReport{
+			Schema: protocol.Schema, DeviceID: "press-01", Seq: seq, At: time.Now(), AppliedRevision: applied, LastRejected: rejected, Apps: apps}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := func(sync, reason string, counts apiv1.FleetStatus) {
+		t.Helper()
+		d, err := e.admin.GetDevice(ctx, "press-01")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Sync != sync || d.InSync != (sync == apiv1.SyncInSync) || !strings.Contains(d.SyncReason, reason) {
+			t.Fatalf("device sync %q (%q), in_sync %v; want %q mentioning %q", d.Sync, d.SyncReason, d.InSync, sync, reason)
+		}
+		st, err := e.admin.FleetStatus(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.InSync != counts.InSync || st.Drifting != counts.Drifting || st.Failing != counts.Failing {
+			t.Fatalf("fleet status %+v, want in sync %d drifting %d failing %d", st, counts.InSync, counts.Drifting, counts.Failing)
+		}
+	}
+	report(2, nil)
+	want(apiv1.SyncDrifting, "applied revision 2, desired 3", apiv1.FleetStatus{Drifting: 1})
+	report(2, &protocol.Rejection{Revision: 3, Reason: "expired", Message: "document expired"})
+	want(apiv1.SyncFailing, "rejected revision 3", apiv1.FleetStatus{Failing: 1})
+	report(3, nil)
+	want(apiv1.SyncDrifting, "app hello not reported", apiv1.FleetStatus{Drifting: 1})
+	report(3, nil, protocol.AppStatus{Name: "hello", Version: "1.0.0", State: protocol.AppDownloading})
+	want(apiv1.SyncDrifting, "app hello 1.0.0 downloading", apiv1.FleetStatus{Drifting: 1})
+	report(3, nil, protocol.AppStatus{Name: "hello", Version: "1.0.0", State: protocol.AppFailed, Reason: "exit status 3"})
+	want(apiv1.SyncFailing, "exit status 3", apiv1.FleetStatus{Failing: 1})
+	report(3, nil, protocol.AppStatus{Name: "hello", Version: "1.0.0", State: protocol.AppRunning},
+		protocol.AppStatus{Name: "tool", Version: "0.1", State: protocol.AppRunning, Sideloaded: true})
+	want(apiv1.SyncInSync, "", apiv1.FleetStatus{InSync: 1})
 }

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/edgewarden/edgewarden/controller/apiv1"
 	"github.com/edgewarden/edgewarden/controller/store"
+	"github.com/edgewarden/edgewarden/protocol"
 )
 
 // fleetView is what rendering devices needs besides the devices themselves.
@@ -17,6 +19,9 @@ type fleetView struct {
 	members MemberLookup      // nil: groups are not needed
 	desired map[string]uint64 // desired revision by device id
 	now     time.Time         // for how long devices have been silent
+	// assigned are the app versions assigned to each group (app → versions),
+	// to tell whether a device runs what it should; nil without an app store.
+	assigned map[string]map[string][]string
 }
 
 func (a *API) loadFleetView(ctx context.Context, withDesired bool) (fleetView, error) {
@@ -26,16 +31,38 @@ func (a *API) loadFleetView(ctx context.Context, withDesired bool) (fleetView, e
 	}
 	v := fleetView{members: members, now: a.now()}
 	if withDesired {
-		recs, err := a.opts.Store.ListDesired(ctx)
-		if err != nil {
-			return fleetView{}, fmt.Errorf("list desired revisions: %w", err)
-		}
-		v.desired = make(map[string]uint64, len(recs))
-		for _, d := range recs {
-			v.desired[d.DeviceID] = d.Revision
+		if err := a.loadDesired(ctx, &v); err != nil {
+			return fleetView{}, err
 		}
 	}
 	return v, nil
+}
+
+// loadDesired fills v's desired revisions and app assignments.
+func (a *API) loadDesired(ctx context.Context, v *fleetView) error {
+	recs, err := a.opts.Store.ListDesired(ctx)
+	if err != nil {
+		return fmt.Errorf("list desired revisions: %w", err)
+	}
+	v.desired = make(map[string]uint64, len(recs))
+	for _, d := range recs {
+		v.desired[d.DeviceID] = d.Revision
+	}
+	if a.opts.Apps == nil {
+		return nil
+	}
+	as, err := a.opts.Apps.ListAssignments(ctx)
+	if err != nil {
+		return fmt.Errorf("list app assignments: %w", err)
+	}
+	v.assigned = map[string]map[string][]string{}
+	for _, x := range as {
+		if v.assigned[x.Group] == nil {
+			v.assigned[x.Group] = map[string][]string{}
+		}
+		v.assigned[x.Group][x.App] = append(v.assigned[x.Group][x.App], x.Version)
+	}
+	return nil
 }
 
 func (v fleetView) device(d store.Device) apiv1.Device {
@@ -62,35 +89,65 @@ func (v fleetView) device(d store.Device) apiv1.Device {
 		silent := max(int64(v.now.Sub(t)/time.Second), 0)
 		out.SilentSeconds = &silent
 	}
-	out.InSync = syncState(out) == syncInSync
+	out.Sync, out.SyncReason = v.syncOf(out)
+	out.InSync = out.Sync == apiv1.SyncInSync
 	return out
 }
 
-type syncClass int
-
-const (
-	syncPending syncClass = iota
-	syncInSync
-	syncDrifting
-	syncFailing
-)
-
-// syncState classifies a device: pending approval; in sync (it applied the
-// latest document); failing (it rejected a document and is behind); or
-// drifting (behind, nothing rejected: it has not caught up yet, or no
-// document was compiled for it yet).
-func syncState(d apiv1.Device) syncClass {
+// syncOf classifies a device against its desired state (the groups in d
+// must be filled for the app check):
+//
+//   - pending: waiting for approval;
+//   - in sync (converged): it applied the desired revision and every app
+//     assigned to it is installed in an assigned version and running or
+//     stopped (an operator may stop an app), none failed;
+//   - failing: it rejected the desired document, or it applied it and an
+//     app failed or was quarantined; the reason says which and why;
+//   - drifting: not there yet (document or apps on their way), with what is
+//     missing.
+//
+// Applied above desired is not in sync either: the device ran a newer
+// controller's document (restored backup) until the next one reaches it.
+func (v fleetView) syncOf(d apiv1.Device) (state, reason string) {
 	switch {
 	case d.State == apiv1.DevicePending:
-		return syncPending
-	// Applied above desired is not in sync either: the device ran a newer
-	// controller's document (restored backup) until the next one reaches it.
-	case d.DesiredRevision > 0 && d.AppliedRevision == d.DesiredRevision:
-		return syncInSync
-	case d.LastRejected != nil:
-		return syncFailing
+		return apiv1.SyncPending, "waiting for approval (devices approve)"
+	case d.DesiredRevision == 0:
+		return apiv1.SyncDrifting, "no document compiled yet"
+	case d.AppliedRevision != d.DesiredRevision:
+		if r := d.LastRejected; r != nil {
+			return apiv1.SyncFailing, fmt.Sprintf("rejected revision %d: %s (%s)", r.Revision, r.Message, r.Reason)
+		}
+		return apiv1.SyncDrifting, fmt.Sprintf("applied revision %d, desired %d", d.AppliedRevision, d.DesiredRevision)
 	}
-	return syncDrifting
+	reported := map[string]protocol.AppStatus{}
+	for _, app := range d.Apps {
+		if app.Sideloaded {
+			continue
+		}
+		reported[app.Name] = app
+		if app.State == protocol.AppFailed || app.State == protocol.AppQuarantined {
+			why := app.Reason
+			if why == "" {
+				why = "no reason reported"
+			}
+			return apiv1.SyncFailing, fmt.Sprintf("app %s %s %s: %s", app.Name, app.Version, app.State, why)
+		}
+	}
+	for _, g := range d.Groups {
+		for name, versions := range v.assigned[g] {
+			app, ok := reported[name]
+			switch {
+			case !ok:
+				return apiv1.SyncDrifting, fmt.Sprintf("app %s not reported yet", name)
+			case !slices.Contains(versions, app.Version):
+				return apiv1.SyncDrifting, fmt.Sprintf("app %s at version %s, assigned %s", name, app.Version, strings.Join(versions, " or "))
+			case app.State != protocol.AppRunning && app.State != protocol.AppStopped:
+				return apiv1.SyncDrifting, fmt.Sprintf("app %s %s %s", name, app.Version, app.State)
+			}
+		}
+	}
+	return apiv1.SyncInSync, ""
 }
 
 func (a *API) listDevices(w http.ResponseWriter, r *http.Request) error {
@@ -194,13 +251,9 @@ func (a *API) fleetStatus(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	recs, err := a.opts.Store.ListDesired(r.Context())
+	v, err := a.loadFleetView(r.Context(), true)
 	if err != nil {
-		return fmt.Errorf("list desired revisions: %w", err)
-	}
-	v := fleetView{desired: make(map[string]uint64, len(recs)), now: a.now()}
-	for _, d := range recs {
-		v.desired[d.DeviceID] = d.Revision
+		return err
 	}
 	var st apiv1.FleetStatus
 	for _, d := range devs {
@@ -214,14 +267,14 @@ func (a *API) fleetStatus(w http.ResponseWriter, r *http.Request) error {
 		} else if d.State == store.DeviceActive {
 			st.Offline = append(st.Offline, apiv1.DeviceSilence{Device: d.ID, SilentSeconds: view.SilentSeconds})
 		}
-		switch syncState(view) {
-		case syncPending:
+		switch view.Sync {
+		case apiv1.SyncPending:
 			st.Pending++
-		case syncInSync:
+		case apiv1.SyncInSync:
 			st.InSync++
-		case syncDrifting:
+		case apiv1.SyncDrifting:
 			st.Drifting++
-		case syncFailing:
+		case apiv1.SyncFailing:
 			st.Failing++
 		}
 	}

@@ -121,12 +121,20 @@ type Device struct {
 	// RequestedLabels are labels the device asked for at enrollment that
 	// its token did not allow; they are not applied (an admin may set them
 	// with `devices label`).
-	RequestedLabels map[string]string    `json:"requested_labels,omitempty"`
-	DesiredRevision uint64               `json:"desired_revision"`
-	AppliedRevision uint64               `json:"applied_revision"`
-	InSync          bool                 `json:"in_sync"`
-	Apps            []protocol.AppStatus `json:"apps"`
-	LastRejected    *protocol.Rejection  `json:"last_rejected,omitempty"`
+	RequestedLabels map[string]string `json:"requested_labels,omitempty"`
+	DesiredRevision uint64            `json:"desired_revision"`
+	AppliedRevision uint64            `json:"applied_revision"`
+	// InSync is Sync == SyncInSync.
+	InSync bool `json:"in_sync"`
+	// Sync is how the device stands against its desired state: SyncInSync
+	// (applied the desired revision and every assigned app is in its
+	// desired state), SyncDrifting (not there yet), SyncFailing (rejected
+	// the document, or an app failed) or SyncPending (not approved).
+	Sync string `json:"sync"`
+	// SyncReason says, when not in sync, what is missing or failed.
+	SyncReason   string               `json:"sync_reason,omitempty"`
+	Apps         []protocol.AppStatus `json:"apps"`
+	LastRejected *protocol.Rejection  `json:"last_rejected,omitempty"`
 	// LastSeen is when the controller last heard from the device; null if
 	// it never has.
 	LastSeen *time.Time `json:"last_seen"`
@@ -137,6 +145,14 @@ type Device struct {
 	EnrolledAt      time.Time `json:"enrolled_at"`
 	PolicyExpiresAt time.Time `json:"policy_expires_at,omitzero"`
 }
+
+// Sync states of a device (Device.Sync).
+const (
+	SyncInSync   = "in_sync"
+	SyncDrifting = "drifting"
+	SyncFailing  = "failing"
+	SyncPending  = "pending"
+)
 
 // SetLabelsRequest replaces labels: keys with an empty value are removed.
 type SetLabelsRequest struct {
@@ -177,8 +193,8 @@ type FleetStatus struct {
 	Devices  int `json:"devices"`
 	Online   int `json:"online"`
 	InSync   int `json:"in_sync"`
-	Drifting int `json:"drifting"` // applied < desired, no rejection
-	Failing  int `json:"failing"`  // last document rejected
+	Drifting int `json:"drifting"` // desired revision or apps not reached yet
+	Failing  int `json:"failing"`  // desired document rejected, or an app failed
 	Pending  int `json:"pending"`  // waiting for approval
 	// SecurityEvents24h counts the security events (severity "security")
 	// the devices reported in the last 24 hours; RecentSecurityEvents are

@@ -2,17 +2,23 @@
 // the REST API, the embedded MQTT broker, the desired-state compiler and the
 // ingest path for what devices report.
 //
-// Data flow: an API change calls Changed → the reconcile loop takes a store
-// snapshot, compiles every device's document (controller/desired), stores
-// the records that changed and only then publishes them, retained, on each
-// device's desired topic. Devices publish status, events and presence; the
-// broker hands each message to ingest, which stores it before the broker
-// acknowledges it to the device.
+// Data flow: an API change commits, in one transaction, with its audit
+// entry, a change-sequence bump and dirty marks for the devices it may
+// affect (store.DB.Change), then calls Changed → the reconcile loop takes a
+// store snapshot, compiles the dirty devices' documents (controller/desired),
+// stores the records that changed and queues them unpublished, then
+// publishes whatever is unpublished, retained, on each device's desired
+// topic and records each PUBACK in the store. Devices publish status, events
+// and presence; the broker hands each message to ingest, which stores it
+// before the broker acknowledges it to the device.
 //
 // What is kept where: everything acknowledged lives in DIR/controller.db
-// (committed before the reply or PUBACK). The embedded broker keeps retained
-// messages in memory only; at start-up the server republishes every stored
-// document, so a restart loses nothing.
+// (committed before the reply or PUBACK), including what the broker
+// acknowledged per device. Brokers are not trusted to keep retained
+// messages: after every (re)connect (the embedded broker starting, the
+// external link reconnecting) everything is published again, and so is the
+// document of a device that keeps reporting another revision for longer
+// than Options.DriftGrace.
 package server
 
 import (

@@ -37,13 +37,13 @@ ALTER TABLE audit ADD COLUMN state_after TEXT NOT NULL DEFAULT '';
 -- What the broker acknowledged (PUBACK of the retained QoS 1 publish) of
 -- this device's document: revision and issue time; 0 means nothing is
 -- known to be retained. published_at is when it acknowledged. (Replaced by
--- the published table in migration 6.)
+-- the published table in migration 7.)
 ALTER TABLE desired ADD COLUMN published_revision INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE desired ADD COLUMN published_issued_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE desired ADD COLUMN published_at INTEGER NOT NULL DEFAULT 0;
 `
 
-// publishedSchema is migration 6: the published state moves out of the
+// publishedSchema is migration 7: the published state moves out of the
 // desired table (whose rows carry the envelopes, so every scan of them read
 // megabytes) into two small tables: what the broker acknowledged per
 // device, and which stored documents wait to be published.

@@ -3,8 +3,12 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/edgewarden/edgewarden/protocol"
 )
 
 func audit(action string) AuditEntry {
@@ -127,4 +131,97 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestPublishedState: a stored record waits until the broker acknowledges
+// exactly it; a reconnect forgets every acknowledgement; a device that
+// keeps reporting another revision than the acknowledged one past the grace
+// is published again, unless it rejected that revision; a deleted device's
+// retained document is to be cleared.
+func TestPublishedState(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	mustEnroll(t, db, "d1", nil)
+	mustEnroll(t, db, "d2", nil)
+	t1 := t0.Add(time.Hour)
+	rec := func(id string, rev uint64, at time.Time) DesiredRecord {
+		return DesiredRecord{DeviceID: id, Revision: rev, Digest: fmt.Sprint("digest-", rev), IssuedAt: at, ExpiresAt: at.Add(time.Hour), Envelope: []byte("{}")}
+	}
+	waiting := func(want ...string) {
+		t.Helper()
+		rs, err := db.Unpublished(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range rs {
+			got = append(got, fmt.Sprintf("%s@%d", r.DeviceID, r.Revision))
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("unpublished %v, want %v", got, want)
+		}
+	}
+	if err := db.PutDesired(ctx, []DesiredRecord{rec("d1", 1, t0), rec("d2", 1, t0)}); err != nil {
+		t.Fatal(err)
+	}
+	waiting("d1@1", "d2@1")
+	// d2's record is replaced before the acknowledgement of the old one is
+	// recorded: the new one still waits.
+	if err := db.PutDesired(ctx, []DesiredRecord{rec("d2", 2, t1)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.MarkPublished(ctx, []Published{{"d1", 1, t0}, {"d2", 1, t0}}, t0); err != nil {
+		t.Fatal(err)
+	}
+	waiting("d2@2")
+	if err := db.MarkPublished(ctx, []Published{{"d2", 2, t1}}, t1); err != nil {
+		t.Fatal(err)
+	}
+	waiting()
+	if rev, ok, err := db.PublishedRevision(ctx, "d2"); err != nil || !ok || rev != 2 {
+		t.Fatalf("published revision of d2: %d %v %v", rev, ok, err)
+	}
+
+	// A broker reconnect: everything again.
+	if err := db.ForgetPublished(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waiting("d1@1", "d2@2")
+	if err := db.MarkPublished(ctx, []Published{{"d1", 1, t0}, {"d2", 2, t1}}, t1); err != nil {
+		t.Fatal(err)
+	}
+
+	// d1 is online and still reports revision 0; d2 rejected revision 2.
+	rejected := &protocol.Rejection{Revision: 2, Reason: "expired", Message: "expired"}
+	if err := db.RecordStatus(ctx, []StatusUpdate{
+		{DeviceID: "d1", At: t1, Report: protocol.StatusReport{Seq: 1, AppliedRevision: 0}},
+		{DeviceID: "d2", At: t1, Report: protocol.StatusReport{Seq: 1, AppliedRevision: 1, LastRejected: rejected}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.RecordPresences(ctx, []PresenceUpdate{{DeviceID: "d1", Online: true, At: t1}, {DeviceID: "d2", Online: true, At: t1}}); err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := db.RepublishDrifting(ctx, t1); err != nil || len(ids) != 0 {
+		t.Fatalf("within the grace: %v %v", ids, err)
+	}
+	ids, err := db.RepublishDrifting(ctx, t1.Add(time.Minute))
+	if err != nil || !slices.Equal(ids, []string{"d1"}) {
+		t.Fatalf("drifting %v, %v; want d1 (d2 rejected the revision)", ids, err)
+	}
+	waiting("d1@1")
+
+	// A deleted device's retained document is to be cleared, once.
+	if err := db.DeleteDevice(ctx, "d2"); err != nil {
+		t.Fatal(err)
+	}
+	if stale, err := db.StaleRetained(ctx); err != nil || !slices.Equal(stale, []string{"d2"}) {
+		t.Fatalf("stale %v, %v", stale, err)
+	}
+	if err := db.MarkCleared(ctx, "d2"); err != nil {
+		t.Fatal(err)
+	}
+	if stale, _ := db.StaleRetained(ctx); len(stale) != 0 {
+		t.Fatalf("stale after clearing: %v", stale)
+	}
 }
