@@ -8,24 +8,6 @@ import (
 	"text/tabwriter"
 )
 
-func TestTermSafe(t *testing.T) {
-	for in, want := range map[string]string{
-		"plain name":            "plain name",
-		"grüße":                 "grüße",
-		"\x1b]0;owned\x07title": `\u001b]0;owned\u0007title`,
-		"\x1b[2J\x1b[Hclear":    `\u001b[2J\u001b[Hclear`,
-		"two\nlines\tand tab":   `two\nlines\tand tab`,
-		"cr\rover":              `cr\rover`,
-		"bidi\u202eevil":        `bidi\u202eevil`,
-		"c1\u009bcsi":           `c1\u009bcsi`,
-		"bad\xffbyte":           `bad\xffbyte`,
-	} {
-		if got := termSafe(in); got != want {
-			t.Errorf("termSafe(%q) = %q; want %q", in, got, want)
-		}
-	}
-}
-
 // A stored value with terminal escapes reaches a table neither through row
 // nor through a direct Fprintf in a table function; the table keeps its
 // own tabs and newlines.

@@ -28,7 +28,7 @@ func TestAuditTextBoundedAndEscaped(t *testing.T) {
 			t.Errorf("control characters or invalid UTF-8 stored: %q", s)
 		}
 	}
-	if !strings.HasPrefix(got[0].Actor, `mallory\u000a2026`) {
+	if !strings.HasPrefix(got[0].Actor, `mallory\n2026`) {
 		t.Errorf("actor %q: want the newline shown escaped", got[0].Actor)
 	}
 	if len(got[0].Target) > maxAuditName || len(got[0].Detail) > maxAuditDetail || !strings.HasSuffix(got[0].Target, "(clipped)") {
