@@ -120,7 +120,7 @@ func benchEvents(b *testing.B, n int, e2e bool) {
 		}
 		d := &device{id: id, acks: make(chan protocol.SeqRange, 16)}
 		devs[i] = d
-		d.c = paho.NewClient(paho.NewClientOptions().AddBroker("tls://"+brk.Addr().String()).SetClientID(id).
+		d.c = paho.NewClient(paho.NewClientOptions().AddBroker("tls://" + brk.Addr().String()).SetClientID(id).
 			SetTLSConfig(&tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: authority.CACertPool(), MinVersion: tls.VersionTLS12}).
 			SetCleanSession(true).SetAutoReconnect(false).SetConnectTimeout(30 * time.Second))
 		sem <- struct{}{}
