@@ -246,7 +246,8 @@ func randomHex(n int) string {
 // reconcile loop woken. There is no other way for a handler to change
 // state: no change without its audit entry, no entry after the fact.
 func (a *API) change(r *http.Request, kind, action, target, detail string, fn func(ctx context.Context, c *store.Change) error) error {
-	e := store.AuditEntry{At: a.now(), Actor: a.user(r), Action: action, Target: target, Detail: detail, Source: r.RemoteAddr, Kind: kind}
+	p, _ := principalOf(r)
+	e := store.AuditEntry{At: a.now(), Actor: a.user(r), ActorID: p.UserID, Action: action, Target: target, Detail: detail, Source: r.RemoteAddr, Kind: kind}
 	if _, err := a.opts.Store.Change(r.Context(), e, fn); err != nil {
 		return err
 	}

@@ -256,21 +256,25 @@ func TestSessionExpiredAndTampered(t *testing.T) {
 	past, _ := auth.NewSessions(auth.SessionOptions{Key: key, TTL: time.Hour, Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }})
 	s := apitest.NewServer(t, func(o *api.Options) { o.Sessions = sessions })
 
-	tok, _, err := sessions.Issue(apitest.AdminUser)
+	admin, err := s.Store.GetUser(context.Background(), apitest.AdminUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := sessions.Issue(admin.ID, admin.SessionGen)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if status, msg := raw(t, s, "GET", "/api/v1/devices", tok, ""); status != 200 {
 		t.Fatalf("fresh token: %d %q", status, msg)
 	}
-	old, _, _ := past.Issue(apitest.AdminUser)
+	old, _, _ := past.Issue(admin.ID, admin.SessionGen)
 	if status, msg := raw(t, s, "GET", "/api/v1/devices", old, ""); status != 401 || !strings.Contains(msg, "session expired") {
 		t.Errorf("expired token: %d %q", status, msg)
 	}
 	// Tampered: change the payload to name another user.
 	parts := strings.Split(tok, ".")
 	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
-	payload = []byte(strings.Replace(string(payload), apitest.AdminUser, "admim", 1))
+	payload = []byte(strings.Replace(string(payload), admin.ID, admin.ID[:len(admin.ID)-1]+"0", 1))
 	forged := parts[0] + "." + base64.RawURLEncoding.EncodeToString(payload) + "." + parts[2]
 	if status, msg := raw(t, s, "GET", "/api/v1/devices", forged, ""); status != 401 || !strings.Contains(msg, "invalid session token") {
 		t.Errorf("tampered token: %d %q", status, msg)

@@ -41,6 +41,7 @@ type Store interface {
 	ExcludeGroup(ctx context.Context, parent, child string) (store.Group, error)
 
 	GetUser(ctx context.Context, name string) (store.User, error)
+	GetUserByID(ctx context.Context, id string) (store.User, error)
 
 	// GetSetting returns an error wrapping store.ErrNotFound for a key
 	// never set.

@@ -18,7 +18,8 @@ import (
 
 // principal is who makes an authenticated request.
 type principal struct {
-	User string
+	User   string
+	UserID string // immutable (store.User.ID); the session's subject
 }
 
 type principalKey struct{}
@@ -49,9 +50,11 @@ func (a *API) authenticate(r *http.Request) (principal, error) {
 	if err != nil {
 		return principal{}, errorf(http.StatusUnauthorized, "invalid session token; run `edgewarden login` again")
 	}
-	u, err := a.opts.Store.GetUser(r.Context(), claims.User())
+	// The subject is the user's immutable id: a deleted user's session
+	// never works again, whoever has the name now.
+	u, err := a.opts.Store.GetUserByID(r.Context(), claims.User())
 	if errors.Is(err, store.ErrNotFound) {
-		return principal{}, errorf(http.StatusUnauthorized, "user %q no longer exists; log in as another user", claims.User())
+		return principal{}, errorf(http.StatusUnauthorized, "the user of this session no longer exists; run `edgewarden login` again")
 	}
 	if err != nil {
 		return principal{}, err
@@ -59,7 +62,10 @@ func (a *API) authenticate(r *http.Request) (principal, error) {
 	if u.State != store.UserActive {
 		return principal{}, errorf(http.StatusUnauthorized, "user %q is %s; ask an admin to activate it", u.Name, u.State)
 	}
-	return principal{User: u.Name}, nil
+	if claims.Gen != u.SessionGen {
+		return principal{}, errorf(http.StatusUnauthorized, "session ended (logged out, password changed or user disabled since); run `edgewarden login` again")
+	}
+	return principal{User: u.Name, UserID: u.ID}, nil
 }
 
 // Resources named for visible's filter: "<type>:<id>" with type device,
@@ -184,7 +190,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	if a.opts.Sessions == nil {
 		return errors.New("api: no session issuer configured")
 	}
-	token, exp, err := a.opts.Sessions.Issue(u.Name)
+	token, exp, err := a.opts.Sessions.Issue(u.ID, u.SessionGen)
 	if err != nil {
 		return err
 	}

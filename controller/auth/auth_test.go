@@ -97,7 +97,7 @@ func newTestSessions(t *testing.T, now func() time.Time) (*Sessions, ed25519.Pri
 func TestSessionRoundTrip(t *testing.T) {
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	s, _ := newTestSessions(t, func() time.Time { return now })
-	tok, exp, err := s.Issue("alice")
+	tok, exp, err := s.Issue("alice", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,12 +111,12 @@ func TestSessionRoundTrip(t *testing.T) {
 	if c.User() != "alice" || c.ID == "" || c.Issuer != "edgewarden-controller" {
 		t.Errorf("claims %+v", c)
 	}
-	tok2, _, _ := s.Issue("alice")
+	tok2, _, _ := s.Issue("alice", 0)
 	c2, _ := s.Verify(tok2)
 	if c2.ID == c.ID {
 		t.Error("two sessions share a jti")
 	}
-	if _, _, err := s.Issue(""); err == nil {
+	if _, _, err := s.Issue("", 0); err == nil {
 		t.Error("Issue(\"\") succeeded")
 	}
 }
@@ -203,7 +203,7 @@ func TestSessionExpiryAndLeeway(t *testing.T) {
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	clock := now
 	s, _ := newTestSessions(t, func() time.Time { return clock })
-	tok, _, err := s.Issue("bob")
+	tok, _, err := s.Issue("bob", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestLoadOrCreateKey(t *testing.T) {
 	// A token from the first load verifies with the reloaded key.
 	s1, _ := NewSessions(SessionOptions{Key: k1})
 	s2, _ := NewSessions(SessionOptions{Key: k2})
-	tok, _, _ := s1.Issue("carol")
+	tok, _, _ := s1.Issue("carol", 0)
 	if _, err := s2.Verify(tok); err != nil {
 		t.Fatalf("token did not survive a restart: %v", err)
 	}

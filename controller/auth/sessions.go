@@ -31,12 +31,16 @@ var (
 // MaxTokenBytes bounds a session token; longer input is refused unparsed.
 const MaxTokenBytes = 4096
 
-// Claims are the claims of a session token. Subject is the user name.
+// Claims are the claims of a session token. Subject is the user's
+// immutable id (never its name, which can be reused).
 type Claims struct {
 	jwt.RegisteredClaims
+	// Gen is the user's session generation when the session was issued;
+	// the controller refuses it once the user's generation moved on.
+	Gen int64 `json:"gen"`
 }
 
-// User returns the user the session belongs to.
+// User returns the id of the user the session belongs to.
 func (c *Claims) User() string { return c.Subject }
 
 // SessionOptions configure Sessions.
@@ -109,10 +113,11 @@ func NewSessions(opts SessionOptions) (*Sessions, error) {
 // TTL returns how long issued sessions last.
 func (s *Sessions) TTL() time.Duration { return s.ttl }
 
-// Issue returns a new session token for user and when it expires.
-func (s *Sessions) Issue(user string) (token string, expiresAt time.Time, err error) {
+// Issue returns a new session token for the user with immutable id user,
+// in session generation gen, and when it expires.
+func (s *Sessions) Issue(user string, gen int64) (token string, expiresAt time.Time, err error) {
 	if user == "" {
-		return "", time.Time{}, errors.New("issue session: empty user name")
+		return "", time.Time{}, errors.New("issue session: empty user id")
 	}
 	jti := make([]byte, 16)
 	if _, err := rand.Read(jti); err != nil {
@@ -128,7 +133,7 @@ func (s *Sessions) Issue(user string) (token string, expiresAt time.Time, err er
 		NotBefore: jwt.NewNumericDate(now),
 		IssuedAt:  jwt.NewNumericDate(now),
 		ID:        base64.RawURLEncoding.EncodeToString(jti),
-	}}
+	}, gen}
 	token, err = jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims).SignedString(s.key)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("issue session: sign: %w", err)

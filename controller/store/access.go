@@ -650,6 +650,9 @@ func (db *DB) InviteUser(ctx context.Context, inv Invitation) (User, error) {
 		if err != nil {
 			return fmt.Errorf("invite user %s: %w", u.Name, err)
 		}
+		if err := tx.QueryRowContext(ctx, `SELECT id FROM users WHERE name = ?`, u.Name).Scan(&u.ID); err != nil {
+			return fmt.Errorf("invite user %s: read its id: %w", u.Name, err)
+		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO invitations (user_name, token_hash, expires_at, created_by, created_at) VALUES (?, ?, ?, ?, ?)`,
 			u.Name, inv.TokenHash, unixNano(inv.ExpiresAt), inv.CreatedBy, unixNano(inv.CreatedAt))
 		if err != nil {
@@ -697,7 +700,7 @@ func (db *DB) ActivateUser(ctx context.Context, tokenHash, passwordHash string) 
 		if _, err := tx.ExecContext(ctx, `DELETE FROM invitations WHERE user_name = ?`, name); err != nil {
 			return fmt.Errorf("activate user %s: %w", name, err)
 		}
-		u, err = scanUser(tx.QueryRowContext(ctx, `SELECT name, password_hash, state, created_at FROM users WHERE name = ?`, name))
+		u, err = scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE name = ?`, name))
 		return err
 	})
 	return u, err
@@ -860,7 +863,7 @@ func (db *DB) AccessSnapshot(ctx context.Context) (*Snapshot, error) {
 }
 
 func listUsers(ctx context.Context, q queryer) ([]User, error) {
-	rows, err := q.QueryContext(ctx, `SELECT name, password_hash, state, created_at FROM users ORDER BY name`)
+	rows, err := q.QueryContext(ctx, `SELECT `+userColumns+` FROM users ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}

@@ -64,9 +64,9 @@ func checkAudit(e AuditEntry) error {
 // fields in place: every audit entry, whichever path writes it, passes here.
 func insertAudit(ctx context.Context, tx *sql.Tx, e *AuditEntry) (int64, error) {
 	cleanAudit(e)
-	res, err := tx.ExecContext(ctx, `INSERT INTO audit (at, actor, action, target, detail, source, kind, change_seq, state_before, state_after)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		unixNano(e.At), e.Actor, e.Action, e.Target, e.Detail, e.Source, e.Kind, e.Seq, e.Before, e.After)
+	res, err := tx.ExecContext(ctx, `INSERT INTO audit (at, actor, action, target, detail, source, kind, change_seq, state_before, state_after, actor_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		unixNano(e.At), e.Actor, e.Action, e.Target, e.Detail, e.Source, e.Kind, e.Seq, e.Before, e.After, e.ActorID)
 	if err != nil {
 		return 0, fmt.Errorf("append audit entry %s: %w", e.Action, err)
 	}
@@ -99,7 +99,7 @@ func (db *DB) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error
 }
 
 // auditColumns are the columns queryAudit scans, in order.
-const auditColumns = "id, at, actor, action, target, detail, source, kind, change_seq, state_before, state_after"
+const auditColumns = "id, at, actor, action, target, detail, source, kind, change_seq, state_before, state_after, actor_id"
 
 // queryAudit runs a query selecting auditColumns and scans the entries.
 func (db *DB) queryAudit(ctx context.Context, q string, args ...any) ([]AuditEntry, error) {
@@ -111,7 +111,7 @@ func scanAudit(row interface{ Scan(...any) error }) (AuditEntry, error) {
 		e  AuditEntry
 		at int64
 	)
-	err := row.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Target, &e.Detail, &e.Source, &e.Kind, &e.Seq, &e.Before, &e.After)
+	err := row.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Target, &e.Detail, &e.Source, &e.Kind, &e.Seq, &e.Before, &e.After, &e.ActorID)
 	e.At = fromUnixNano(at)
 	return e, err
 }

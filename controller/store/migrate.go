@@ -142,6 +142,9 @@ CREATE INDEX audit_at ON audit (at);
 	presenceAndLabelsSchema, // 6
 	// 7: published state in its own tables (change.go).
 	publishedSchema,
+	// 8: immutable user ids, session generations, the actor id in the
+	// audit log (identity.go).
+	identitySchema,
 }
 
 // migrate applies the migrations the database has not seen yet. A database

@@ -107,6 +107,12 @@ type User struct {
 	PasswordHash string // PHC string, e.g. argon2id or bcrypt
 	State        string // "active", "invited", "disabled"
 	CreatedAt    time.Time
+	// ID never changes and is never given to another user: sessions and
+	// audit entries name users by it, so a reused name is another user.
+	ID string
+	// SessionGen is the user's session generation: sessions of an older
+	// one are refused (ended by disabling, a password change, deletion).
+	SessionGen int64
 }
 
 // DesiredRecord is the controller's bookkeeping for one device's document.
@@ -131,6 +137,9 @@ type AuditEntry struct {
 	ID     int64
 	At     time.Time
 	Actor  string // user name, "device:<id>", or "system"
+	// ActorID is the acting user's immutable id (User.ID), when a user
+	// acted: names can be reused, ids cannot.
+	ActorID string
 	Action string // e.g. "group.create", "device.approve"
 	Target string
 	Detail string

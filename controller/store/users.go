@@ -56,6 +56,9 @@ func (db *DB) CreateUser(ctx context.Context, u User) (User, error) {
 		if err != nil {
 			return fmt.Errorf("create user %s: %w", u.Name, err)
 		}
+		if err := tx.QueryRowContext(ctx, `SELECT id FROM users WHERE name = ?`, u.Name).Scan(&u.ID); err != nil {
+			return fmt.Errorf("create user %s: read its id: %w", u.Name, err)
+		}
 		return grantFirstAdmin(ctx, tx, u)
 	})
 	if err != nil {
@@ -69,7 +72,7 @@ func scanUser(row interface{ Scan(...any) error }) (User, error) {
 		u       User
 		created int64
 	)
-	if err := row.Scan(&u.Name, &u.PasswordHash, &u.State, &created); err != nil {
+	if err := row.Scan(&u.Name, &u.PasswordHash, &u.State, &created, &u.ID, &u.SessionGen); err != nil {
 		return User{}, err
 	}
 	u.CreatedAt = fromUnixNano(created)
@@ -78,7 +81,7 @@ func scanUser(row interface{ Scan(...any) error }) (User, error) {
 
 // GetUser returns one user.
 func (db *DB) GetUser(ctx context.Context, name string) (User, error) {
-	u, err := scanUser(db.reader(ctx).QueryRowContext(ctx, `SELECT name, password_hash, state, created_at FROM users WHERE name = ?`, name))
+	u, err := scanUser(db.reader(ctx).QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE name = ?`, name))
 	if isNoRows(err) {
 		return User{}, fmt.Errorf("%w: user %s does not exist; list users with `edgewarden users ls`", ErrNotFound, name)
 	}
@@ -90,7 +93,7 @@ func (db *DB) GetUser(ctx context.Context, name string) (User, error) {
 
 // ListUsers returns every user, sorted by name.
 func (db *DB) ListUsers(ctx context.Context) ([]User, error) {
-	out, err := queryAll(ctx, db.reader(ctx), scanUser, `SELECT name, password_hash, state, created_at FROM users ORDER BY name`)
+	out, err := queryAll(ctx, db.reader(ctx), scanUser, `SELECT `+userColumns+` FROM users ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
@@ -116,31 +119,49 @@ func (db *DB) updateUser(ctx context.Context, name, what, query string, args ...
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("%w: user %s does not exist; list users with `edgewarden users ls`", ErrNotFound, name)
 		}
-		u, err = scanUser(tx.QueryRowContext(ctx, `SELECT name, password_hash, state, created_at FROM users WHERE name = ?`, name))
+		u, err = scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE name = ?`, name))
 		return err
 	})
 	return u, err
 }
 
-// SetUserState changes a user's state (active, invited, disabled).
+// SetUserState changes a user's state (active, invited, disabled). Any
+// state but active ends the user's sessions: enabling it again does not
+// bring them back.
 func (db *DB) SetUserState(ctx context.Context, name, state string) (User, error) {
 	if err := validUserState(state); err != nil {
 		return User{}, err
 	}
-	return db.updateUser(ctx, name, "set state", `UPDATE users SET state = ? WHERE name = ?`, state, name)
+	gen := 1
+	if state == UserActive {
+		gen = 0
+	}
+	return db.updateUser(ctx, name, "set state", `UPDATE users SET state = ?, session_gen = session_gen + ? WHERE name = ?`, state, gen, name)
 }
 
-// SetUserPassword replaces a user's password hash (a PHC string).
+// SetUserPassword replaces a user's password hash (a PHC string) and ends
+// the user's sessions.
 func (db *DB) SetUserPassword(ctx context.Context, name, passwordHash string) (User, error) {
 	if passwordHash == "" {
 		return User{}, fmt.Errorf("%w: set password of user %s: empty password hash", ErrInvalid, name)
 	}
-	return db.updateUser(ctx, name, "set password", `UPDATE users SET password_hash = ? WHERE name = ?`, passwordHash, name)
+	return db.updateUser(ctx, name, "set password", `UPDATE users SET password_hash = ?, session_gen = session_gen + 1 WHERE name = ?`, passwordHash, name)
 }
 
-// DeleteUser removes a user.
+// DeleteUser removes a user, its grants and team memberships, and revokes
+// its unexpired operator tokens (so they stay refused on devices until
+// they expire). Its id is never used again: its sessions die with it.
 func (db *DB) DeleteUser(ctx context.Context, name string) error {
-	return db.deleteOne(ctx, "user "+name, "list users with `edgewarden users ls`", `DELETE FROM users WHERE name = ?`, name)
+	return db.update(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name)
+		if err != nil {
+			return fmt.Errorf("delete user %s: %w", name, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("%w: user %s does not exist; list users with `edgewarden users ls`", ErrNotFound, name)
+		}
+		return revokeTokensOf(ctx, tx, name, unixNano(db.now()))
+	})
 }
 
 // GetSetting returns a controller setting, or "" when it is not set.

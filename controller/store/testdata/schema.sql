@@ -10,8 +10,16 @@ CREATE TRIGGER teams_delete_grants AFTER DELETE ON teams BEGIN
 	DELETE FROM grants WHERE subject_kind = 'team' AND subject_name = OLD.name;
 END;
 
+CREATE TRIGGER users_assign_id AFTER INSERT ON users WHEN NEW.id = '' BEGIN
+	UPDATE users SET id = 'u-' || lower(hex(randomblob(12))) WHERE rowid = NEW.rowid;
+END;
+
 CREATE TRIGGER users_delete_grants AFTER DELETE ON users BEGIN
 	DELETE FROM grants WHERE subject_kind = 'user' AND subject_name = OLD.name;
+END;
+
+CREATE TRIGGER users_id_immutable BEFORE UPDATE OF id ON users WHEN OLD.id <> '' BEGIN
+	SELECT RAISE(ABORT, 'a user id never changes');
 END;
 
 CREATE TABLE app_artifacts (
@@ -56,7 +64,7 @@ CREATE TABLE audit (
 	detail TEXT NOT NULL DEFAULT '',
 	source TEXT NOT NULL DEFAULT '',
 	kind   TEXT NOT NULL
-, change_seq INTEGER NOT NULL DEFAULT 0, state_before TEXT NOT NULL DEFAULT '', state_after TEXT NOT NULL DEFAULT '') STRICT;
+, change_seq INTEGER NOT NULL DEFAULT 0, state_before TEXT NOT NULL DEFAULT '', state_after TEXT NOT NULL DEFAULT '', actor_id TEXT NOT NULL DEFAULT '') STRICT;
 
 CREATE TABLE change_seq (
 	id  INTEGER PRIMARY KEY CHECK (id = 1),
@@ -241,7 +249,7 @@ CREATE TABLE users (
 	password_hash TEXT NOT NULL DEFAULT '',
 	state         TEXT NOT NULL CHECK (state IN ('active', 'invited', 'disabled')),
 	created_at    INTEGER NOT NULL
-) STRICT;
+, id TEXT NOT NULL DEFAULT '', session_gen INTEGER NOT NULL DEFAULT 0) STRICT;
 
 CREATE INDEX app_artifacts_digest ON app_artifacts (digest);
 
@@ -262,4 +270,6 @@ CREATE INDEX group_includes_child ON group_includes (child);
 CREATE INDEX operator_tokens_user ON operator_tokens (user_name);
 
 CREATE INDEX team_members_user ON team_members (user_name);
+
+CREATE UNIQUE INDEX users_id ON users (id) WHERE id <> '';
 
