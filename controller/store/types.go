@@ -134,17 +134,17 @@ type StatusUpdate struct {
 
 // AuditEntry is one line of the audit log.
 type AuditEntry struct {
-	ID     int64
-	At     time.Time
-	Actor  string // user name, "device:<id>", or "system"
+	ID    int64
+	At    time.Time
+	Actor string // user name, "device:<id>", or "system"
 	// ActorID is the acting user's immutable id (User.ID), when a user
 	// acted: names can be reused, ids cannot.
 	ActorID string
-	Action string // e.g. "group.create", "device.approve"
-	Target string
-	Detail string
-	Source string // remote address, when known
-	Kind   string // "change", "security", "access"
+	Action  string // e.g. "group.create", "device.approve"
+	Target  string
+	Detail  string
+	Source  string // remote address, when known
+	Kind    string // "change", "security", "access"
 	// Seq is the change sequence number of the change this entry records;
 	// 0 for entries that record no change (refusals, logins).
 	Seq uint64
