@@ -63,6 +63,9 @@ func TestSystemdNotify(t *testing.T) {
 	p := newPlant(t)
 	token := p.enrollToken()
 	p.mustEnroll("dev-1", token)
+	// One controller per data directory: the plant's must stop before this
+	// test runs its own on the same directory.
+	p.ctl.stop(t)
 
 	for _, svc := range []struct {
 		name string
