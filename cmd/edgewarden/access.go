@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -475,10 +476,19 @@ func (a *app) opTokensCmd() *cobra.Command {
 			})
 		}),
 		a.simple("revoke ID", "Revoke an operator token (devices refuse it with their next document)", "  edgewarden tokens revoke ABCDEF", cobra.ExactArgs(1), func(cmd *cobra.Command, cl *client.Client, argv []string) error {
-			t, err := cl.RevokeToken(cmd.Context(), argv[0])
-			if err != nil {
+			if err := cl.RevokeToken(cmd.Context(), argv[0]); err != nil {
 				return fmt.Errorf("revoke operator token %s: %w", argv[0], err)
 			}
+			// DELETE answers 204: read the token back for what it was.
+			ts, err := cl.ListTokens(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("operator token %s revoked; reading it back: %w", argv[0], err)
+			}
+			i := slices.IndexFunc(ts, func(t apiv1.OperatorToken) bool { return t.ID == argv[0] })
+			if i < 0 {
+				return fmt.Errorf("operator token %s revoked, but it is not in your token list; see `edgewarden tokens ls`", argv[0])
+			}
+			t := ts[i]
 			return a.emit(t, func(w *tabwriter.Writer) { fmt.Fprintf(w, "Revoked operator token %s of %s.\n", t.ID, t.User) })
 		}),
 	)

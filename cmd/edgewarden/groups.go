@@ -28,7 +28,11 @@ func (a *app) groupsCmd() *cobra.Command {
 			}, -2),
 		a.groupsChangeCmd("exclude PARENT CHILD", "Stop a group including another", "  edgewarden groups exclude plant-a line-1",
 			"exclude group", func(ctx context.Context, c *client.Client, argv []string) (*apiv1.Group, error) {
-				return c.ExcludeGroup(ctx, argv[0], argv[1])
+				if err := c.ExcludeGroup(ctx, argv[0], argv[1]); err != nil {
+					return nil, err
+				}
+				return c.GetGroup(ctx, argv[0]) // DELETE answers 204: read the group back
+
 			}, -2),
 	)
 }

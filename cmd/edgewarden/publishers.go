@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/edgewarden/edgewarden/controller/apiv1"
+	"github.com/edgewarden/edgewarden/controller/client"
 	"github.com/spf13/cobra"
 )
 
@@ -118,9 +120,13 @@ installed; devices keep running what they run and flag it.`,
 				return err
 			}
 			if key != "" {
-				p, err := cl.RemovePublisherKey(cmd.Context(), argv[0], key)
-				if err != nil {
+				if err := cl.RemovePublisherKey(cmd.Context(), argv[0], key); err != nil {
 					return fmt.Errorf("remove key %s of publisher %s: %w", key, argv[0], err)
+				}
+				// DELETE answers 204: read what the publisher has now.
+				p, err := publisherNamed(cmd.Context(), cl, argv[0])
+				if err != nil {
+					return fmt.Errorf("key %s of publisher %s removed; reading the publisher back: %w", key, argv[0], err)
 				}
 				return a.emit(p, func(w *tabwriter.Writer) {
 					fmt.Fprintf(w, "Removed key %s; publisher %s trusts %d key(s).\n", strings.TrimSpace(key), p.Name, len(trustedKeys(*p)))
@@ -136,4 +142,18 @@ installed; devices keep running what they run and flag it.`,
 	}
 	c.Flags().StringVar(&key, "key", "", "remove only this key (id or unique prefix)")
 	return c
+}
+
+// publisherNamed reads one publisher from the list.
+func publisherNamed(ctx context.Context, cl *client.Client, name string) (*apiv1.Publisher, error) {
+	ps, err := cl.ListPublishers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range ps {
+		if ps[i].Name == name {
+			return &ps[i], nil
+		}
+	}
+	return nil, fmt.Errorf("publisher %s is not listed; see `edgewarden publishers ls`", name)
 }

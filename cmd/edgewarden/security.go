@@ -49,9 +49,12 @@ func (a *app) sideloadCmd() *cobra.Command {
 			if grp == "" {
 				return usagef("inherit needs --group G (the global policy is always allow or deny)")
 			}
-			s, err := cl.DeleteGroupSideload(cmd.Context(), grp)
-			if err != nil {
+			if err := cl.DeleteGroupSideload(cmd.Context(), grp); err != nil {
 				return fmt.Errorf("remove sideload override of %s: %w", grp, err)
+			}
+			s, err := cl.Settings(cmd.Context()) // DELETE answers 204: read the policy back
+			if err != nil {
+				return fmt.Errorf("sideload override of %s removed; reading the settings back: %w", grp, err)
 			}
 			return a.printSettings(s)
 		})

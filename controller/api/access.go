@@ -982,7 +982,8 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, tokenView(t))
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // --- audit and settings ---

@@ -654,7 +654,10 @@ func TestGroups(t *testing.T) {
 	if err != nil || !slices.Equal(g.Devices, []string{"d1"}) {
 		t.Fatalf("remove: %+v %v", g, err)
 	}
-	g, err = c.ExcludeGroup(ctx, "all", "site-b")
+	if err := c.ExcludeGroup(ctx, "all", "site-b"); err != nil {
+		t.Fatal(err)
+	}
+	g, err = c.GetGroup(ctx, "all")
 	if err != nil || !slices.Equal(g.Members, []string{"d1"}) || len(g.Includes) != 0 {
 		t.Fatalf("exclude: %+v %v", g, err)
 	}

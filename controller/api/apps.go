@@ -191,7 +191,8 @@ func (a *API) removePublisherKey(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, publisherView(p))
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 func (a *API) user(r *http.Request) string {

@@ -202,7 +202,8 @@ func (a *API) deleteGroupSideload(w http.ResponseWriter, r *http.Request) error 
 	if err != nil && !errors.Is(err, errNothingToChange) {
 		return err
 	}
-	return a.writeSettings(w, r)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // errNothingToChange rolls back a change that turned out to change nothing,

@@ -177,17 +177,16 @@ func (a *API) includeGroup(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) excludeGroup(w http.ResponseWriter, r *http.Request) error {
 	name, child := r.PathValue("name"), r.PathValue("child")
-	var g store.Group
 	err := a.change(r, store.AuditChange, "group.exclude", name, child, func(ctx context.Context, c *store.Change) error {
 		if err := c.DirtyGroups(ctx, child); err != nil {
 			return err
 		}
-		var err error
-		g, err = a.opts.Store.ExcludeGroup(ctx, name, child)
+		_, err := a.opts.Store.ExcludeGroup(ctx, name, child)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	return a.writeGroup(w, r, g, http.StatusOK)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

@@ -217,3 +217,30 @@ func matches(pattern, path string) bool {
 	}
 	return true
 }
+
+// TestDeletesAnswerAlike: every DELETE answers 204 No Content, with no
+// body (the client reads the resource back when it needs it).
+func TestDeletesAnswerAlike(t *testing.T) {
+	for _, rt := range api.Routes() {
+		if rt.Method == http.MethodDelete && (rt.Status != http.StatusNoContent || rt.Response != nil || rt.ResponseMedia != "") {
+			t.Errorf("%s answers %d with %v: every DELETE answers 204 with no body", rt.Pattern(), rt.Status, rt.Response)
+		}
+	}
+	s := apitest.NewServer(t, nil)
+	c := admin(t, s)
+	for _, g := range []string{"p", "q"} {
+		if _, err := c.CreateGroup(ctx, g, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.IncludeGroup(ctx, "p", "q"); err != nil {
+		t.Fatal(err)
+	}
+	tok := adminToken(t, s)
+	for _, path := range []string{"/api/v1/groups/p/includes/q", "/api/v1/groups/q"} {
+		status, _, body := request(t, s, http.MethodDelete, path, tok, "")
+		if status != http.StatusNoContent || len(body) != 0 {
+			t.Errorf("DELETE %s: %d %q, want 204 and no body", path, status, body)
+		}
+	}
+}

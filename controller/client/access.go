@@ -129,8 +129,8 @@ func (c *Client) ListTokens(ctx context.Context) ([]apiv1.OperatorToken, error) 
 }
 
 // RevokeToken revokes an operator token.
-func (c *Client) RevokeToken(ctx context.Context, id string) (*apiv1.OperatorToken, error) {
-	return call[apiv1.OperatorToken](ctx, c, http.MethodDelete, "/tokens/"+esc(id), nil)
+func (c *Client) RevokeToken(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/tokens/"+esc(id), nil, nil)
 }
 
 // AuditFilter selects audit entries; zero fields do not filter.

@@ -32,8 +32,8 @@ func (c *Client) RemovePublisher(ctx context.Context, name string) error {
 
 // RemovePublisherKey stops trusting one key of a publisher (its id, or a
 // unique prefix of at least 8 hex digits).
-func (c *Client) RemovePublisherKey(ctx context.Context, name, keyID string) (*apiv1.Publisher, error) {
-	return call[apiv1.Publisher](ctx, c, http.MethodDelete, "/publishers/"+esc(name)+"/keys/"+esc(keyID), nil)
+func (c *Client) RemovePublisherKey(ctx context.Context, name, keyID string) error {
+	return c.do(ctx, http.MethodDelete, "/publishers/"+esc(name)+"/keys/"+esc(keyID), nil, nil)
 }
 
 // PushArtifact is one artifact file of a push.

@@ -289,8 +289,8 @@ func (c *Client) IncludeGroup(ctx context.Context, parent, child string) (*apiv1
 }
 
 // ExcludeGroup makes parent stop including child.
-func (c *Client) ExcludeGroup(ctx context.Context, parent, child string) (*apiv1.Group, error) {
-	return call[apiv1.Group](ctx, c, http.MethodDelete, "/groups/"+esc(parent)+"/includes/"+esc(child), nil)
+func (c *Client) ExcludeGroup(ctx context.Context, parent, child string) error {
+	return c.do(ctx, http.MethodDelete, "/groups/"+esc(parent)+"/includes/"+esc(child), nil, nil)
 }
 
 // FleetStatus returns the fleet summary.

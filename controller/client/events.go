@@ -53,6 +53,6 @@ func (c *Client) SetGroupSideload(ctx context.Context, group, policy string) (*a
 
 // DeleteGroupSideload removes a device group's sideload override, so its
 // devices follow the global policy again.
-func (c *Client) DeleteGroupSideload(ctx context.Context, group string) (*apiv1.Settings, error) {
-	return call[apiv1.Settings](ctx, c, http.MethodDelete, "/settings/sideload/groups/"+esc(group), nil)
+func (c *Client) DeleteGroupSideload(ctx context.Context, group string) error {
+	return c.do(ctx, http.MethodDelete, "/settings/sideload/groups/"+esc(group), nil, nil)
 }

@@ -37,9 +37,11 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/edgewarden/edgewarden/controller/api"
 	"github.com/edgewarden/edgewarden/controller/auth"
+	"github.com/edgewarden/edgewarden/controller/datadir"
 	"github.com/edgewarden/edgewarden/controller/desired"
 	"github.com/edgewarden/edgewarden/controller/pki"
 	"github.com/edgewarden/edgewarden/controller/siem"
@@ -125,42 +127,45 @@ type InitOptions struct {
 
 // Init creates a controller data directory: database, CA, TLS and signing
 // keys, session key and the first admin. It refuses a directory that exists
-// and is not empty.
+// and is not empty. It is all or nothing (datadir.Create): everything is
+// built in a temporary directory next to DataDir and renamed into place at
+// the end, so when a step fails (a refused admin password, a full disk)
+// nothing is left and Init can run again.
 func Init(ctx context.Context, opts InitOptions) error {
-	dir := opts.DataDir
-	if dir == "" {
-		return errors.New("init: no data directory given; pass --data DIR")
-	}
-	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
-		return fmt.Errorf("init: %s already holds a controller (or other files); refusing to overwrite it — choose a new directory", dir)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("init: create %s: %w", dir, err)
-	}
-	if _, err := pki.Init(dir, pki.InitOptions{Hosts: opts.Hosts}); err != nil {
-		return fmt.Errorf("init: %w", err)
-	}
-	if _, err := auth.LoadOrCreateKey(filepath.Join(dir, SessionKeyFile)); err != nil {
-		return fmt.Errorf("init: session key: %w", err)
-	}
-	db, err := store.Open(ctx, filepath.Join(dir, DBFile))
-	if err != nil {
-		return fmt.Errorf("init: %w", err)
-	}
-	defer db.Close()
 	name := opts.Admin
 	if name == "" {
 		name = "admin"
 	}
+	// Checked first: the cheapest step to fail, and the one users get wrong.
 	hash, err := auth.HashPassword(opts.Password)
 	if err != nil {
-		return fmt.Errorf("init: admin password: %w", err)
+		return fmt.Errorf("init: admin password: %w; nothing was created", err)
 	}
-	if _, err := db.CreateUser(ctx, store.User{Name: name, PasswordHash: hash, State: store.UserActive, CreatedAt: time.Now().UTC()}); err != nil {
-		return fmt.Errorf("init: create admin %q: %w", name, err)
+	err = datadir.Create(opts.DataDir, func(dir string) error {
+		if _, err := pki.Init(dir, pki.InitOptions{Hosts: opts.Hosts}); err != nil {
+			return err
+		}
+		if _, err := auth.LoadOrCreateKey(filepath.Join(dir, SessionKeyFile)); err != nil {
+			return fmt.Errorf("session key: %w", err)
+		}
+		db, err := store.Open(ctx, filepath.Join(dir, DBFile))
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		if _, err := db.CreateUser(ctx, store.User{Name: name, PasswordHash: hash, State: store.UserActive, CreatedAt: time.Now().UTC()}); err != nil {
+			return fmt.Errorf("create admin %q: %w", name, err)
+		}
+		_, err = db.AppendAudit(ctx, store.AuditEntry{At: time.Now().UTC(), Actor: "system", Action: "controller.init", Target: name, Detail: "controller initialised; first admin created", Kind: store.AuditChange})
+		if err != nil {
+			return err
+		}
+		return db.Close()
+	})
+	if err != nil {
+		return fmt.Errorf("init: %w", err)
 	}
-	_, err = db.AppendAudit(ctx, store.AuditEntry{At: time.Now().UTC(), Actor: "system", Action: "controller.init", Target: name, Detail: "controller initialised; first admin created", Kind: store.AuditChange})
-	return err
+	return nil
 }
 
 // Server is a running controller.
@@ -210,7 +215,13 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	s := &Server{opts: opts, log: opts.Logger, changed: make(chan struct{}, 1), published: map[string]uint64{}}
 
-	var err error
+	// One controller per data directory: lock it before reading anything.
+	lock, err := lockDataDir(opts.DataDir) // recover.go
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+
 	if s.authority, err = pki.Load(opts.DataDir); err != nil {
 		return err
 	}
@@ -226,11 +237,6 @@ func Run(ctx context.Context, opts Options) error {
 	if _, err := os.Stat(dbPath); err != nil {
 		return fmt.Errorf("open %s: %w; run edgewarden-controller init --data %s first", dbPath, err, opts.DataDir)
 	}
-	lock, err := lockDataDir(opts.DataDir) // recover.go
-	if err != nil {
-		return err
-	}
-	defer lock.Release()
 	if s.db, err = store.Open(ctx, dbPath); err != nil {
 		return err
 	}
@@ -265,32 +271,48 @@ func Run(ctx context.Context, opts Options) error {
 		s.log.Warn("REST API connection refused: too many open connections from one source address", "source", addr, "limit", opts.MaxConnsPerSource)
 	})
 
-	// Ingest runs from before the transport starts until after it closed,
-	// so every message a device sent is either stored or refused.
+	// Everything Run starts runs in one group and stops together: stop
+	// (deferred, so a failed start runs it too) cancels the group's
+	// context, shuts the HTTP servers down, closes the transport, then
+	// stops ingest and waits for every goroutine. Ingest has its own
+	// context: it runs from before the transport starts until after it
+	// closed, so every message a device sent is either stored or refused.
+	runCtx, cancel := context.WithCancel(ctx)
+	g, gctx := errgroup.WithContext(runCtx)
 	ingestCtx, stopIngest := context.WithCancel(context.Background())
-	var ingestWG sync.WaitGroup
 	s.refused = &refusals{db: s.db, now: time.Now, written: s.securityStored}
-	defer func() {
-		stopIngest()
-		ingestWG.Wait()
-		// Ingest has stopped: write what the last window summarised.
-		if err := s.refused.flush(context.Background(), true); err != nil {
-			s.log.Error("could not write the summary of refused device messages", "err", err)
+	var servers []*http.Server
+	stop := sync.OnceValue(func() error {
+		cancel()
+		shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
+		defer done()
+		for _, srv := range servers {
+			_ = srv.Shutdown(shutdownCtx)
 		}
-	}()
-	ingestWG.Go(func() { s.refused.run(ingestCtx) })
+		if s.transport != nil {
+			s.transport.Close()
+		}
+		stopIngest()
+		err := g.Wait()
+		// Ingest has stopped: write what the last window summarised.
+		if ferr := s.refused.flush(context.Background(), true); ferr != nil {
+			s.log.Error("could not write the summary of refused device messages", "err", ferr)
+		}
+		return err
+	})
+	defer stop()
+	g.Go(func() error { s.refused.run(ingestCtx); return nil })
 	s.statuses = newGroupCommit(ingestBatch, s.db.RecordStatus)
 	s.presences = newGroupCommit(ingestBatch, s.db.RecordPresences)
-	ingestWG.Go(func() { s.statuses.run(ingestCtx) })
-	ingestWG.Go(func() { s.presences.run(ingestCtx) })
+	g.Go(func() error { s.statuses.run(ingestCtx); return nil })
+	g.Go(func() error { s.presences.run(ingestCtx); return nil })
 	s.acks = newAcker(s)
 
 	mqttURL, err := s.startTransport(ctx)
 	if err != nil {
 		return err
 	}
-	defer s.transport.Close()
-	ingestWG.Go(func() { s.acks.run(ingestCtx) })
+	g.Go(func() error { s.acks.run(ingestCtx); return nil })
 
 	advHTTP := opts.AdvertiseHTTP
 	if advHTTP == "" {
@@ -352,33 +374,32 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errc := make(chan error, 3)
-	wg.Go(func() { s.reconcileLoop(ctx, refreshAt) })
-	wg.Go(func() { s.watchdog(ctx) })
+	servers = append(servers, srv)
+	g.Go(func() error { s.reconcileLoop(gctx, refreshAt); return nil })
+	g.Go(func() error { s.watchdog(gctx); return nil })
 	if s.siem != nil {
-		wg.Go(func() { s.siem.Run(ctx) })
+		g.Go(func() error { s.siem.Run(gctx); return nil })
 	}
-	var metricsSrv *http.Server
 	if opts.MetricsAddr != "" {
 		ln, err := net.Listen("tcp", opts.MetricsAddr)
 		if err != nil {
 			return fmt.Errorf("listen for metrics on %s: %w", opts.MetricsAddr, err)
 		}
-		metricsSrv = &http.Server{Handler: s.metrics.handler(), ReadHeaderTimeout: 10 * time.Second}
-		wg.Go(func() {
+		metricsSrv := &http.Server{Handler: s.metrics.handler(), ReadHeaderTimeout: 10 * time.Second}
+		servers = append(servers, metricsSrv)
+		g.Go(func() error {
 			if err := metricsSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("metrics: %w", err)
+				return fmt.Errorf("metrics: %w", err)
 			}
+			return nil
 		})
 		s.log.Info("metrics listening", "addr", ln.Addr().String())
 	}
-	wg.Go(func() {
+	g.Go(func() error {
 		if err := srv.ServeTLS(httpLn, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("REST API: %w", err)
+			return fmt.Errorf("REST API: %w", err)
 		}
+		return nil
 	})
 
 	s.log.Info("ready", "http", httpLn.Addr().String(), "mqtt", mqttURL, "data", opts.DataDir)
@@ -387,20 +408,10 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	notifySystemd(daemon.SdNotifyReady)
 
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-errc:
-	}
-	cancel()
+	// Until asked to stop, or one of the group fails.
+	<-gctx.Done()
 	notifySystemd(daemon.SdNotifyStopping)
-	shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
-	defer done()
-	_ = srv.Shutdown(shutdownCtx)
-	if metricsSrv != nil {
-		_ = metricsSrv.Shutdown(shutdownCtx)
-	}
-	wg.Wait()
+	runErr := stop()
 	s.log.Info("stopped")
 	return runErr
 }

@@ -74,6 +74,7 @@ func (s *Server) startTransport(ctx context.Context) (string, error) {
 		return "", err
 	}
 	if err := b.Start(); err != nil {
+		b.Close() // stop what New and a part-way Start set going
 		return "", fmt.Errorf("start the MQTT broker on %s: %w (use --mqtt to pick another address)", s.opts.MQTTAddr, err)
 	}
 	s.transport = b
