@@ -145,6 +145,7 @@ func serveCmd(stderr io.Writer) *cobra.Command {
 				return usageError{err}
 			}
 			opts.Logger = logger
+			opts.Version = buildinfo.Version(version)
 			return server.Run(cmd.Context(), opts)
 		},
 	}

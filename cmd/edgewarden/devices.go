@@ -80,6 +80,9 @@ func (a *app) printDevice(d *apiv1.Device) error {
 			row(w, "Requested labels:", labelsString(d.RequestedLabels)+" (not applied: the enrollment token does not allow these keys; 'devices label' applies them)")
 		}
 		row(w, "Last seen:", timePtrString(d.LastSeen)+" (silent "+silentString(d.SilentSeconds)+")")
+		if d.AgentVersion != "" {
+			row(w, "Agent:", d.AgentVersion)
+		}
 		row(w, "Enrolled:", timeString(d.EnrolledAt))
 		if !d.PolicyExpiresAt.IsZero() {
 			row(w, "Policy expires:", timeString(d.PolicyExpiresAt))

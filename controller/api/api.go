@@ -83,6 +83,9 @@ type Options struct {
 	// TokenSigner signs operator tokens (`tokens issue`). Nil: issuing
 	// answers 501.
 	TokenSigner *optoken.Signer
+	// Version is the controller's build version, answered by
+	// GET /api/v1/version. Empty: "dev".
+	Version string
 }
 
 // API serves the REST API. Create it with New; it holds no goroutines.

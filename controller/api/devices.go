@@ -77,6 +77,7 @@ func (v fleetView) device(d store.Device) apiv1.Device {
 		AppliedRevision: d.AppliedRevision,
 		Apps:            nonNil(d.Apps),
 		LastRejected:    d.LastRejected,
+		AgentVersion:    d.AgentVersion,
 		EnrolledAt:      d.EnrolledAt,
 		PolicyExpiresAt: d.PolicyExpiresAt,
 	}

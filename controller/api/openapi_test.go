@@ -47,6 +47,7 @@ var schemaTypes = map[string]struct {
 	"SetLabelsRequest":         {reflect.TypeFor[apiv1.SetLabelsRequest](), false},
 	"FleetStatus":              {reflect.TypeFor[apiv1.FleetStatus](), true},
 	"DeviceSilence":            {reflect.TypeFor[apiv1.DeviceSilence](), true},
+	"Version":                  {reflect.TypeFor[apiv1.Version](), true},
 	"CreateGroupRequest":       {reflect.TypeFor[apiv1.CreateGroupRequest](), false},
 	"Group":                    {reflect.TypeFor[apiv1.Group](), true},
 	"DevicesRequest":           {reflect.TypeFor[apiv1.DevicesRequest](), false},

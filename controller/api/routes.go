@@ -268,14 +268,25 @@ func routeTable() []Route {
 		{
 			Method: "POST", Path: "/api/v1/login", Op: "login", Tag: "session",
 			Summary: "Log in with a user name and password",
-			Doc: `Returns a session token (a JWT) and the system-use banner. After 10 failed
-logins in a row for one user name, logins for it are refused for a minute (429).`,
+			Doc: `Returns a session token (a JWT) and the system-use banner. After 5 failed
+logins from one source address, each further attempt from it waits a delay that
+doubles from 1 s to 15 min (429 with Retry-After); after 10 failures for one
+account, the same applies to it from every source that has failed before. A
+source with no failures is never slowed.`,
 			Request:  reflect.TypeFor[apiv1.LoginRequest](),
 			Response: reflect.TypeFor[apiv1.LoginResponse](),
 			Status:   200, Result: "Logged in.",
 			Errors: []int{400, 401, 413, 415, 429},
 			Auth:   Public,
 			h:      (*API).login,
+		},
+		{
+			Method: "GET", Path: "/api/v1/version", Op: "getVersion", Tag: "session",
+			Summary:  "Which controller answers: build version, API version, document schema",
+			Response: reflect.TypeFor[apiv1.Version](),
+			Status:   200, Result: "The versions.",
+			Auth: Authenticated, Rule: "every logged-in user: versions hold nothing secret, but tell a stranger which build to aim at",
+			h: (*API).version,
 		},
 		{
 			Method: "GET", Path: "/api/v1/banner", Op: "getBanner", Tag: "session",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/edgewarden/edgewarden/protocol"
 	"net/http"
 	"strconv"
 	"strings"
@@ -201,6 +202,17 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	a.logins.succeeded(source, name)
 	a.auditAs(r, u.Name, store.AuditAccess, "user.login", u.Name, "")
 	return writeJSON(w, http.StatusOK, apiv1.LoginResponse{Token: token, ExpiresAt: exp, Banner: banner})
+}
+
+// version answers which controller this is: build, API version, document
+// schema. Nothing in it is secret, but it tells an attacker which build to
+// aim at, so it needs a session.
+func (a *API) version(w http.ResponseWriter, r *http.Request) error {
+	v := a.opts.Version
+	if v == "" {
+		v = "dev"
+	}
+	return writeJSON(w, http.StatusOK, apiv1.Version{Controller: v, API: "v1", DocumentSchema: protocol.Schema})
 }
 
 func (a *API) banner(w http.ResponseWriter, r *http.Request) error {

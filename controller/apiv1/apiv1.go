@@ -135,6 +135,9 @@ type Device struct {
 	SyncReason   string               `json:"sync_reason,omitempty"`
 	Apps         []protocol.AppStatus `json:"apps"`
 	LastRejected *protocol.Rejection  `json:"last_rejected,omitempty"`
+	// AgentVersion is the version the device's agent last reported; empty
+	// until it reports.
+	AgentVersion string `json:"agent_version,omitempty"`
 	// LastSeen is when the controller last heard from the device; null if
 	// it never has.
 	LastSeen *time.Time `json:"last_seen"`
@@ -204,6 +207,14 @@ type FleetStatus struct {
 	// Offline lists active devices that are offline, most recently silent
 	// first (never seen last), at most 50.
 	Offline []DeviceSilence `json:"offline"`
+}
+
+// Version says which controller answers: its build, the REST API version
+// and the desired-state document schema it writes.
+type Version struct {
+	Controller     string `json:"controller"`
+	API            string `json:"api"`
+	DocumentSchema int    `json:"document_schema"`
 }
 
 // DeviceSilence is an offline device and how long it has been silent

@@ -208,6 +208,11 @@ func (c *Client) Banner(ctx context.Context) (*apiv1.Banner, error) {
 	return call[apiv1.Banner](ctx, c, http.MethodGet, "/banner", nil)
 }
 
+// Version returns the controller's versions (needs a session).
+func (c *Client) Version(ctx context.Context) (*apiv1.Version, error) {
+	return call[apiv1.Version](ctx, c, http.MethodGet, "/version", nil)
+}
+
 // Enroll enrolls a device.
 func (c *Client) Enroll(ctx context.Context, req apiv1.EnrollRequest) (*apiv1.EnrollResponse, error) {
 	return call[apiv1.EnrollResponse](ctx, c, http.MethodPost, "/enroll", req)

@@ -68,6 +68,9 @@ const (
 
 // Options configure Run.
 type Options struct {
+	// Version is the controller's build version (GET /api/v1/version).
+	Version string
+
 	// DataDir is the directory made by Init. Required.
 	DataDir string
 	// HTTPAddr is where the REST API listens (HTTPS). Empty: DefaultHTTPAddr.
@@ -346,6 +349,7 @@ func Run(ctx context.Context, opts Options) error {
 		Catalog:  apps,
 
 		TokenSigner: tokenSigner,
+		Version:     opts.Version,
 	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", healthz)
