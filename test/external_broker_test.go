@@ -82,13 +82,13 @@ func mustAbs(t *testing.T, p string) string {
 	return a
 }
 
-// TestExternalBroker runs the controller against a real mosquitto with the
-// shipped config: devices enroll, converge and follow group changes exactly
-// as with the embedded broker, and the ACL keeps a device to its own topics.
-func TestExternalBroker(t *testing.T) {
-	brokerAddr := freeAddr(t)
-	p := newPlantWith(t, func(p *plant) []string {
-		startMosquitto(t, p.ctlDir, brokerAddr)
+// externalBrokerPlant starts mosquitto and a controller using it, with groups
+// line-1 and line-2 and agents dev-1 and dev-2 converged in line-1.
+func externalBrokerPlant(t *testing.T) (p *plant, brokerAddr string, mosq *proc) {
+	t.Helper()
+	brokerAddr = freeAddr(t)
+	p = newPlantWith(t, func(p *plant) []string {
+		mosq = startMosquitto(t, p.ctlDir, brokerAddr)
 		return []string{"--broker-url", "tls://" + brokerAddr}
 	})
 	p.mustCLI("groups", "create", "line-1")
@@ -99,6 +99,14 @@ func TestExternalBroker(t *testing.T) {
 	p.startAgent("dev-1")
 	p.startAgent("dev-2")
 	p.converged(map[string][]string{"dev-1": {"line-1"}, "dev-2": {"line-1"}})
+	return p, brokerAddr, mosq
+}
+
+// TestExternalBroker runs the controller against a real mosquitto with the
+// shipped config: devices enroll, converge and follow group changes exactly
+// as with the embedded broker, and the ACL keeps a device to its own topics.
+func TestExternalBroker(t *testing.T) {
+	p, brokerAddr, _ := externalBrokerPlant(t)
 	p.mustCLI("groups", "add", "line-2", "dev-2")
 	p.mustCLI("groups", "remove", "line-1", "dev-2")
 	p.converged(map[string][]string{"dev-1": {"line-1"}, "dev-2": {"line-2"}})
@@ -121,20 +129,7 @@ func TestExternalBroker(t *testing.T) {
 // the broker lost once its link reconnects, and every device converge,
 // without a controller restart.
 func TestExternalBrokerCrashRepublishes(t *testing.T) {
-	brokerAddr := freeAddr(t)
-	var mosq *proc
-	p := newPlantWith(t, func(p *plant) []string {
-		mosq = startMosquitto(t, p.ctlDir, brokerAddr)
-		return []string{"--broker-url", "tls://" + brokerAddr}
-	})
-	p.mustCLI("groups", "create", "line-1")
-	p.mustCLI("groups", "create", "line-2")
-	token := p.enrollToken("--groups", "line-1", "--uses", "2")
-	p.mustEnroll("dev-1", token)
-	p.mustEnroll("dev-2", token)
-	p.startAgent("dev-1")
-	p.startAgent("dev-2")
-	p.converged(map[string][]string{"dev-1": {"line-1"}, "dev-2": {"line-1"}})
+	p, _, mosq := externalBrokerPlant(t)
 	ctlPID := p.ctl.cmd.Process.Pid
 
 	// dev-1 goes away; its next document is acknowledged by the broker,
