@@ -131,9 +131,9 @@ type InitOptions struct {
 // Init creates a controller data directory: database, CA, TLS and signing
 // keys, session key and the first admin. It refuses a directory that exists
 // and is not empty. It is all or nothing (datadir.Create): everything is
-// built in a temporary directory next to DataDir and renamed into place at
-// the end, so when a step fails (a refused admin password, a full disk)
-// nothing is left and Init can run again.
+// built in a temporary directory and moved into place at the end, the
+// database last, so when a step fails (a refused admin password, a full
+// disk) no controller is left and Init can run again.
 func Init(ctx context.Context, opts InitOptions) error {
 	name := opts.Admin
 	if name == "" {
@@ -144,7 +144,7 @@ func Init(ctx context.Context, opts InitOptions) error {
 	if err != nil {
 		return fmt.Errorf("init: admin password: %w; nothing was created", err)
 	}
-	err = datadir.Create(opts.DataDir, func(dir string) error {
+	err = datadir.Create(opts.DataDir, DBFile, func(dir string) error {
 		if _, err := pki.Init(dir, pki.InitOptions{Hosts: opts.Hosts}); err != nil {
 			return err
 		}
