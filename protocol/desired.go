@@ -59,8 +59,8 @@ type DesiredState struct {
 // PublicKey is a public key carried in a document.
 type PublicKey struct {
 	KeyID     string `json:"key_id"`
-	Algorithm string `json:"algorithm"` // "Ed25519", "ES256"
-	PEM       string `json:"pem"`       // PKIX public key, PEM-encoded
+	Algorithm string `json:"algorithm" openapi:"enum=Ed25519|ES256"` // "Ed25519", "ES256"
+	PEM       string `json:"pem"`                                    // PKIX public key, PEM-encoded
 }
 
 // ControllerPublicKey returns an Ed25519 controller key as documents and

@@ -36,7 +36,7 @@ type EnrollResponse struct {
 	DeviceID       string      `json:"device_id"`
 	CertificatePEM string      `json:"certificate_pem"`
 	CAPEM          string      `json:"ca_pem"`
-	ControllerKeys []PublicKey `json:"controller_keys"`
+	ControllerKeys []PublicKey `json:"controller_keys"` // The controller's document-signing keys, to pin.
 	// MQTTURL is the broker the agent connects to, e.g. "tls://127.0.0.1:8883".
 	MQTTURL string `json:"mqtt_url"`
 	// HTTPURL is the controller's REST base URL (artifact downloads).
@@ -49,5 +49,5 @@ type EnrollResponse struct {
 // APIError is the body of every REST error response: a message that says
 // what failed, why, and what to do.
 type APIError struct {
-	Error string `json:"error"`
+	Error string `json:"error"` // What failed, why, and what to do.
 }

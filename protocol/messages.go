@@ -29,8 +29,8 @@ type StatusReport struct {
 
 // Rejection records why a document was refused.
 type Rejection struct {
-	Revision uint64    `json:"revision,omitempty"` // 0 when the document could not be read
-	Reason   string    `json:"reason"`             // a code from Reason
+	Revision uint64    `json:"revision,omitempty" openapi:"minimum=0"` // 0 when the document could not be read
+	Reason   string    `json:"reason"`                                 // a code from Reason
 	Message  string    `json:"message"`
 	At       time.Time `json:"at"`
 }
@@ -52,7 +52,7 @@ const (
 type AppStatus struct {
 	Name       string `json:"name"`
 	Version    string `json:"version"`
-	State      string `json:"state"`
+	State      string `json:"state" openapi:"enum=pending|downloading|verifying|installing|installed|running|stopped|failed|quarantined"`
 	Reason     string `json:"reason,omitempty"`
 	Sideloaded bool   `json:"sideloaded,omitempty"`
 }

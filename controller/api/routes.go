@@ -77,6 +77,8 @@ type Route struct {
 	// JSON (multipart push, artifact bytes, the YAML document).
 	Request, Response           reflect.Type
 	RequestMedia, ResponseMedia string
+	// RequestSchema is the JSON Schema (as JSON) of a RequestMedia body.
+	RequestSchema string
 	// Status is the status of success and Result what it means.
 	Status int
 	Result string
@@ -285,7 +287,8 @@ source with no failures is never slowed.`,
 			Summary:  "Which controller answers: build version, API version, document schema",
 			Response: reflect.TypeFor[apiv1.Version](),
 			Status:   200, Result: "The versions.",
-			Auth: Authenticated, Rule: "every logged-in user: versions hold nothing secret, but tell a stranger which build to aim at",
+			Errors: []int{401},
+			Auth:   Authenticated, Rule: "every logged-in user: versions hold nothing secret, but tell a stranger which build to aim at",
 			h: (*API).version,
 		},
 		{
@@ -518,8 +521,12 @@ verified against the publisher's trusted keys before any artifact is read, and
 each artifact's size and SHA-256 while it streams; on any failure nothing is
 stored. Versions are immutable (409 if already pushed).`,
 			RequestMedia: "multipart/form-data",
-			Response:     reflect.TypeFor[apiv1.AppVersion](),
-			Status:       201, Result: "Stored and verified.",
+			RequestSchema: `{"type": "object", "required": ["manifest", "signature"], "properties": {
+				"manifest": {"type": "string", "contentMediaType": "application/json", "description": "The app manifest, exactly the signed bytes (at most 64 KiB)."},
+				"signature": {"type": "string", "description": "The cosign signature, base64 text or a bundle (at most 64 KiB)."},
+				"artifact": {"type": "array", "items": {"type": "string", "contentMediaType": "application/octet-stream"}, "description": "One part per artifact; its filename is the artifact's path in the manifest."}}}`,
+			Response: reflect.TypeFor[apiv1.AppVersion](),
+			Status:   201, Result: "Stored and verified.",
 			Errors: []int{400, 401, 403, 409, 413, 415, 503},
 			Action: access.AppPublish, Body: "the app named in the manifest",
 			h: (*API).pushApp,

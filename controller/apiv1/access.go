@@ -51,7 +51,7 @@ const (
 // User is a controller user.
 type User struct {
 	Name      string    `json:"name"`
-	State     string    `json:"state"`
+	State     string    `json:"state" openapi:"enum=active|invited|disabled"`
 	Teams     []string  `json:"teams"`
 	CreatedAt time.Time `json:"created_at"`
 }
@@ -60,21 +60,21 @@ type User struct {
 // is valid; 0 means 7 days.
 type InviteRequest struct {
 	Name       string `json:"name"`
-	TTLSeconds int64  `json:"ttl_seconds,omitempty"`
+	TTLSeconds int64  `json:"ttl_seconds,omitempty" openapi:"minimum=0"` // Lifetime of the activation token; 0 means 7 days; at most 30 days.
 }
 
 // Invitation is the answer to an invitation: the activation token to hand
 // to the user (shown once; the controller keeps only its hash).
 type Invitation struct {
 	User      string    `json:"user"`
-	Token     string    `json:"token"`
+	Token     string    `json:"token"` // The activation token (shown once).
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // ActivateRequest activates an invited user with its token and a password.
 type ActivateRequest struct {
-	Token    string `json:"token"`
-	Password string `json:"password"`
+	Token    string `json:"token" openapi:"maxLength=256"`
+	Password string `json:"password" openapi:"format=password"`
 }
 
 // Team is a named set of users.
@@ -91,7 +91,7 @@ type CreateTeamRequest struct {
 
 // TeamMembersRequest names users to add to or remove from a team.
 type TeamMembersRequest struct {
-	Users []string `json:"users"`
+	Users []string `json:"users" openapi:"minItems=1"`
 }
 
 // Role is a named set of actions. Builtin roles cannot be changed; Shareable
@@ -100,14 +100,14 @@ type Role struct {
 	Name        string          `json:"name"`
 	Description string          `json:"description,omitempty"`
 	Actions     []access.Action `json:"actions"`
-	Shareable   bool            `json:"shareable"`
-	Builtin     bool            `json:"builtin"`
+	Shareable   bool            `json:"shareable"` // A template that holders of device-group:share may share.
+	Builtin     bool            `json:"builtin"`   // Built-in roles cannot be changed.
 }
 
 // RoleRequest creates a role (Name required) or replaces one (the name is
 // in the path; Name, if set, must match).
 type RoleRequest struct {
-	Name        string   `json:"name,omitempty"`
+	Name        string   `json:"name,omitempty"` // Required to create; to replace
 	Description string   `json:"description,omitempty"`
 	Actions     []string `json:"actions"`
 	Shareable   bool     `json:"shareable,omitempty"`
@@ -147,7 +147,7 @@ type ShareRequest struct {
 // Device, Group or App (none: on the controller, i.e. everywhere). User
 // empty means the caller.
 type AccessCheckRequest struct {
-	User   string `json:"user,omitempty"`
+	User   string `json:"user,omitempty"` // Empty means the caller.
 	Action string `json:"action"`
 	Device string `json:"device,omitempty"`
 	Group  string `json:"group,omitempty"`
@@ -162,15 +162,15 @@ type AccessDecision struct {
 	Action      string        `json:"action"`
 	Resource    string        `json:"resource"`
 	Allowed     bool          `json:"allowed"`
-	Chain       []access.Step `json:"chain,omitempty"`
-	Reason      string        `json:"reason,omitempty"`
-	Explanation string        `json:"explanation"`
+	Chain       []access.Step `json:"chain,omitempty"`  // Explains an allowed decision (grant, subject, role, scope, group path).
+	Reason      string        `json:"reason,omitempty"` // Explains a denied decision.
+	Explanation string        `json:"explanation"`      // The whole decision in one line.
 }
 
 // IssueTokenRequest issues an operator token to the caller. TTLSeconds 0
 // means 8 hours; at most 7 days.
 type IssueTokenRequest struct {
-	TTLSeconds int64 `json:"ttl_seconds,omitempty"`
+	TTLSeconds int64 `json:"ttl_seconds,omitempty" openapi:"minimum=0"` // 0 means 8 hours; at most 7 days.
 }
 
 // OperatorToken describes an operator token for local access on devices.
@@ -178,7 +178,7 @@ type IssueTokenRequest struct {
 type OperatorToken struct {
 	ID        string     `json:"id"`
 	User      string     `json:"user"`
-	Token     string     `json:"token,omitempty"`
+	Token     string     `json:"token,omitempty"` // The JWT; only in the answer to its issue.
 	IssuedAt  time.Time  `json:"issued_at"`
 	ExpiresAt time.Time  `json:"expires_at"`
 	Revoked   bool       `json:"revoked"`
@@ -195,7 +195,7 @@ type AuditEntry struct {
 	Target string    `json:"target,omitempty"`
 	Detail string    `json:"detail,omitempty"`
 	Source string    `json:"source,omitempty"`
-	Kind   string    `json:"kind"`
+	Kind   string    `json:"kind" openapi:"enum=change|security|access"`
 }
 
 // Sideload policies.
@@ -207,7 +207,7 @@ const (
 // Settings are the controller's global settings.
 type Settings struct {
 	Banner   string `json:"banner"`
-	Sideload string `json:"sideload"` // "deny" (default) or "allow"
+	Sideload string `json:"sideload" openapi:"enum=deny|allow"` // "deny" (default) or "allow"
 	// SideloadOverrides are the device groups that override the global
 	// sideload policy, by group name (events.go). A device follows the
 	// global policy unless one of its groups has an override; when its
@@ -217,10 +217,10 @@ type Settings struct {
 
 // SetBannerRequest sets the system-use banner; empty removes it.
 type SetBannerRequest struct {
-	Banner string `json:"banner"`
+	Banner string `json:"banner" openapi:"maxLength=4096"` // Empty removes the banner.
 }
 
 // SetSideloadRequest sets the global sideload policy: "allow" or "deny".
 type SetSideloadRequest struct {
-	Policy string `json:"policy"`
+	Policy string `json:"policy" openapi:"enum=allow|deny"`
 }

@@ -3,8 +3,9 @@
 // used by the edgewarden CLI and the end-to-end tests).
 //
 // The whole API is described by the OpenAPI document the controller serves
-// at GET /api/v1/openapi.yaml (controller/api/openapi.yaml, checked against
-// the routes and these types by its tests).
+// at GET /api/v1/openapi.yaml (controller/api/openapi.yaml, generated from
+// the route table and these types: their doc comments are its descriptions,
+// and an `openapi:"..."` struct tag adds enums and bounds).
 //
 // Conventions: JSON bodies with snake_case fields; every path is under
 // /api/v1; every endpoint except login, banner, enroll, users/activate and
@@ -50,14 +51,14 @@ type Error = protocol.APIError
 // LoginRequest authenticates a user with a password.
 type LoginRequest struct {
 	User     string `json:"user"`
-	Password string `json:"password"`
+	Password string `json:"password" openapi:"format=password"`
 }
 
 // LoginResponse carries the session token (a JWT) and the system-use banner.
 type LoginResponse struct {
-	Token     string    `json:"token"`
+	Token     string    `json:"token"` // The session token (a JWT).
 	ExpiresAt time.Time `json:"expires_at"`
-	Banner    string    `json:"banner,omitempty"`
+	Banner    string    `json:"banner,omitempty"` // The system-use banner; absent when none is set.
 }
 
 // Banner is the system-use notification, readable before authentication.
@@ -74,16 +75,16 @@ type (
 
 // CreateEnrollTokenRequest makes an enrollment token.
 type CreateEnrollTokenRequest struct {
-	Groups []string          `json:"groups,omitempty"`
-	Labels map[string]string `json:"labels,omitempty"`
+	Groups []string          `json:"groups,omitempty"` // Groups every device enrolled with it joins.
+	Labels map[string]string `json:"labels,omitempty"` // Labels every device enrolled with it gets.
 	// LabelKeys are the label keys a device may set for itself when it
 	// enrolls with this token; the labels it asks for with other keys are
 	// not applied (the device shows them as requested_labels). Empty: none.
 	LabelKeys []string `json:"label_keys,omitempty"`
 	// Uses is how many devices may enroll with it; 0 means 1.
-	Uses int `json:"uses,omitempty"`
+	Uses int `json:"uses,omitempty" openapi:"minimum=0,maximum=100000"`
 	// TTLSeconds is how long it is valid; 0 means 24 hours.
-	TTLSeconds int64 `json:"ttl_seconds,omitempty"`
+	TTLSeconds int64 `json:"ttl_seconds,omitempty" openapi:"minimum=0"`
 	// Approval: devices enrolled with it wait for `devices approve`.
 	Approval bool `json:"approval,omitempty"`
 }
@@ -92,10 +93,10 @@ type CreateEnrollTokenRequest struct {
 // only when the token is created; the controller stores only its hash.
 type EnrollToken struct {
 	ID        string            `json:"id"`
-	Token     string            `json:"token,omitempty"`
+	Token     string            `json:"token,omitempty"` // The secret; only in the answer to its creation.
 	Groups    []string          `json:"groups"`
 	Labels    map[string]string `json:"labels"`
-	LabelKeys []string          `json:"label_keys"`
+	LabelKeys []string          `json:"label_keys"` // Label keys a device may set for itself at enrollment.
 	MaxUses   int               `json:"max_uses"`
 	Used      int               `json:"used"`
 	ExpiresAt time.Time         `json:"expires_at"`
@@ -114,7 +115,7 @@ const (
 // Device is the controller's view of one device.
 type Device struct {
 	ID     string            `json:"id"`
-	State  string            `json:"state"`
+	State  string            `json:"state" openapi:"enum=pending|active"`
 	Online bool              `json:"online"`
 	Groups []string          `json:"groups"` // every group it belongs to (direct, selector, nested)
 	Labels map[string]string `json:"labels"`
@@ -122,15 +123,15 @@ type Device struct {
 	// its token did not allow; they are not applied (an admin may set them
 	// with `devices label`).
 	RequestedLabels map[string]string `json:"requested_labels,omitempty"`
-	DesiredRevision uint64            `json:"desired_revision"`
-	AppliedRevision uint64            `json:"applied_revision"`
+	DesiredRevision uint64            `json:"desired_revision" openapi:"minimum=0"`
+	AppliedRevision uint64            `json:"applied_revision" openapi:"minimum=0"`
 	// InSync is Sync == SyncInSync.
 	InSync bool `json:"in_sync"`
 	// Sync is how the device stands against its desired state: SyncInSync
 	// (applied the desired revision and every assigned app is in its
 	// desired state), SyncDrifting (not there yet), SyncFailing (rejected
 	// the document, or an app failed) or SyncPending (not approved).
-	Sync string `json:"sync"`
+	Sync string `json:"sync" openapi:"enum=in_sync|drifting|failing|pending"`
 	// SyncReason says, when not in sync, what is missing or failed.
 	SyncReason   string               `json:"sync_reason,omitempty"`
 	Apps         []protocol.AppStatus `json:"apps"`
@@ -146,7 +147,7 @@ type Device struct {
 	// longer than the presence timeout (default 90 s) is offline.
 	SilentSeconds   *int64    `json:"silent_seconds"`
 	EnrolledAt      time.Time `json:"enrolled_at"`
-	PolicyExpiresAt time.Time `json:"policy_expires_at,omitzero"`
+	PolicyExpiresAt time.Time `json:"policy_expires_at,omitzero"` // When its current document expires; absent if it has none.
 }
 
 // Sync states of a device (Device.Sync).
@@ -159,14 +160,14 @@ const (
 
 // SetLabelsRequest replaces labels: keys with an empty value are removed.
 type SetLabelsRequest struct {
-	Labels map[string]string `json:"labels"`
+	Labels map[string]string `json:"labels"` // Labels to set; a key with an empty value is removed.
 }
 
 // CreateGroupRequest makes a device group. Selector is a label selector
 // ("k=v,k2=v2": every pair must match); empty means no selector.
 type CreateGroupRequest struct {
 	Name     string `json:"name"`
-	Selector string `json:"selector,omitempty"`
+	Selector string `json:"selector,omitempty"` // A label selector, "k=v,k2=v2" (every pair must match); empty means none.
 }
 
 // Group is a device group.
@@ -183,12 +184,12 @@ type Group struct {
 
 // DevicesRequest names devices to add to or remove from a group.
 type DevicesRequest struct {
-	Devices []string `json:"devices"`
+	Devices []string `json:"devices" openapi:"minItems=1"`
 }
 
 // IncludeRequest makes a group include another.
 type IncludeRequest struct {
-	Group string `json:"group"`
+	Group string `json:"group"` // The group to include.
 }
 
 // FleetStatus summarizes the fleet.
@@ -203,7 +204,7 @@ type FleetStatus struct {
 	// the devices reported in the last 24 hours; RecentSecurityEvents are
 	// the latest few, newest first. Both cover the devices counted here.
 	SecurityEvents24h    int     `json:"security_events_24h"`
-	RecentSecurityEvents []Event `json:"recent_security_events"`
+	RecentSecurityEvents []Event `json:"recent_security_events"` // The latest few of them, newest first.
 	// Offline lists active devices that are offline, most recently silent
 	// first (never seen last), at most 50.
 	Offline []DeviceSilence `json:"offline"`
@@ -212,14 +213,14 @@ type FleetStatus struct {
 // Version says which controller answers: its build, the REST API version
 // and the desired-state document schema it writes.
 type Version struct {
-	Controller     string `json:"controller"`
-	API            string `json:"api"`
-	DocumentSchema int    `json:"document_schema"`
+	Controller     string `json:"controller"`      // The controller's build version.
+	API            string `json:"api"`             // The REST API version (v1).
+	DocumentSchema int    `json:"document_schema"` // The desired-state document schema it writes.
 }
 
 // DeviceSilence is an offline device and how long it has been silent
 // (null: never heard from).
 type DeviceSilence struct {
 	Device        string `json:"device"`
-	SilentSeconds *int64 `json:"silent_seconds"`
+	SilentSeconds *int64 `json:"silent_seconds"` // Seconds since the controller last heard from it; null if never.
 }

@@ -47,7 +47,7 @@ type AddPublisherKeyRequest struct {
 // Publisher is a trusted app publisher.
 type Publisher struct {
 	Name      string         `json:"name"`
-	State     string         `json:"state"` // Trusted or Removed
+	State     string         `json:"state" openapi:"enum=trusted|removed"` // Trusted or Removed
 	CreatedAt time.Time      `json:"created_at"`
 	CreatedBy string         `json:"created_by"`
 	RemovedAt *time.Time     `json:"removed_at,omitempty"`
@@ -58,7 +58,7 @@ type Publisher struct {
 type PublisherKey struct {
 	ID        string     `json:"id"` // "sha256:" + hex SHA-256 of the PKIX DER
 	PEM       string     `json:"pem"`
-	State     string     `json:"state"` // Trusted or Removed
+	State     string     `json:"state" openapi:"enum=trusted|removed"` // Trusted or Removed
 	AddedAt   time.Time  `json:"added_at"`
 	AddedBy   string     `json:"added_by"`
 	RemovedAt *time.Time `json:"removed_at,omitempty"`
@@ -133,8 +133,8 @@ type AppSummary struct {
 	// those that report it running the desired version; Failed those that
 	// report it failed.
 	Devices int `json:"devices"`
-	Running int `json:"running"`
-	Failed  int `json:"failed"`
+	Running int `json:"running"` // Of those
+	Failed  int `json:"failed"`  // Of those
 }
 
 // Installation guidance verdicts (protocol/manifest.Verdict).
@@ -147,7 +147,7 @@ const (
 // DeviceVerdict is the guidance for one device.
 type DeviceVerdict struct {
 	Device  string   `json:"device"`
-	Verdict string   `json:"verdict"`
+	Verdict string   `json:"verdict" openapi:"enum=Allow|Warn|Block"`
 	Reasons []string `json:"reasons"`
 }
 
@@ -157,8 +157,8 @@ type CheckResult struct {
 	App     string          `json:"app"`
 	Version string          `json:"version"`
 	Group   string          `json:"group"`
-	Verdict string          `json:"verdict"`
-	Reasons []string        `json:"reasons,omitempty"` // about the version itself
+	Verdict string          `json:"verdict" openapi:"enum=Allow|Warn|Block"` // The worst of the devices' (Allow for no devices).
+	Reasons []string        `json:"reasons,omitempty"`                       // about the version itself
 	Devices []DeviceVerdict `json:"devices"`
 }
 
@@ -167,7 +167,7 @@ type CheckResult struct {
 type AssignRequest struct {
 	Version        string `json:"version"`
 	Group          string `json:"group"`
-	Force          bool   `json:"force,omitempty"`
+	Force          bool   `json:"force,omitempty"` // Assign despite a Warn verdict (audited).
 	AllowDowngrade bool   `json:"allow_downgrade,omitempty"`
 }
 

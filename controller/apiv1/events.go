@@ -11,7 +11,7 @@ import (
 // (needs device:sideload on the group).
 type SideloadOverride struct {
 	Group  string    `json:"group"`
-	Policy string    `json:"policy"` // "allow" or "deny"
+	Policy string    `json:"policy" openapi:"enum=allow|deny"` // "allow" or "deny"
 	SetBy  string    `json:"set_by"`
 	SetAt  time.Time `json:"set_at"`
 }
@@ -27,11 +27,11 @@ const (
 // stored it. ID is unique per device.
 type Event struct {
 	DeviceID   string            `json:"device_id"`
-	ID         string            `json:"id"`
-	At         time.Time         `json:"at"`          // when it happened, by the device's clock
-	ReceivedAt time.Time         `json:"received_at"` // when the controller stored it
-	Kind       string            `json:"kind"`        // e.g. "sideload_blocked", "tamper_detected", "quarantined"
-	Severity   string            `json:"severity"`    // "info", "warning" or "security"
+	ID         string            `json:"id"`                                            // Unique per device.
+	At         time.Time         `json:"at"`                                            // when it happened, by the device's clock
+	ReceivedAt time.Time         `json:"received_at"`                                   // when the controller stored it
+	Kind       string            `json:"kind"`                                          // e.g. "sideload_blocked", "tamper_detected", "quarantined"
+	Severity   string            `json:"severity" openapi:"enum=info|warning|security"` // "info", "warning" or "security"
 	Message    string            `json:"message"`
 	Details    map[string]string `json:"details,omitempty"`
 }
@@ -50,8 +50,8 @@ const (
 // "device:<id>", Action the event's kind (e.g. "tamper_detected"), Target
 // the app it concerns (or the device) and Detail its message.
 type AuditRecord struct {
-	Origin string    `json:"origin"`       // OriginAudit or OriginDevice
-	ID     int64     `json:"id,omitempty"` // the audit entry's id
+	Origin string    `json:"origin" openapi:"enum=audit|device"` // OriginAudit or OriginDevice
+	ID     int64     `json:"id,omitempty"`                       // the audit entry's id
 	At     time.Time `json:"at"`
 	Kind   string    `json:"kind"`
 	Actor  string    `json:"actor"`

@@ -74,8 +74,8 @@ const (
 
 // ActionInfo describes one action of the catalogue.
 type ActionInfo struct {
-	Name        Action       `json:"name"`
-	Resource    ResourceType `json:"resource"`
+	Name        Action       `json:"name"` // e.g. "device:app-install".
+	Resource    ResourceType `json:"resource" openapi:"enum=controller|device-group|device|app"`
 	Description string       `json:"description"`
 }
 

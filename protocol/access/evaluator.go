@@ -203,7 +203,7 @@ func compile(in Input, strict bool) (*Evaluator, error) {
 // from that group down to the resource: "group" steps and a final "device"
 // or "device-group" step.
 type Step struct {
-	Kind string `json:"kind"`
+	Kind string `json:"kind"` // In chain order: "grant", "user" or "team", "role", "scope", then "group" steps and a final "device" or "device-group" step.
 	Name string `json:"name"`
 }
 

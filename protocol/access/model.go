@@ -39,7 +39,7 @@ const (
 
 // Subject is who a grant is given to: a user, or a team (every active member).
 type Subject struct {
-	Kind SubjectKind `json:"kind"`
+	Kind SubjectKind `json:"kind" openapi:"enum=user|team"`
 	Name string      `json:"name"`
 }
 
@@ -82,8 +82,8 @@ const (
 // Scope is what a grant covers. Name is empty for ScopeGlobal and names the
 // group, device or app otherwise.
 type Scope struct {
-	Kind ScopeKind `json:"kind"`
-	Name string    `json:"name,omitempty"`
+	Kind ScopeKind `json:"kind" openapi:"enum=global|device-group|device|app"`
+	Name string    `json:"name,omitempty"` // Absent for global; names the group
 }
 
 // Global, GroupScope, DeviceScope and AppScope build scopes.
