@@ -163,8 +163,13 @@ func TestKill9DuringUpgrade(t *testing.T) {
 				_, err := os.Stat(spec.Marker)
 				return err == nil
 			})
-			if stage == "downloading" && !alive(f.pid("hello", "1.0.0")) {
-				t.Fatal("the child agent did not keep 1.0.0 running while downloading 2.0.0")
+			if stage == "downloading" {
+				// The child hangs in the download from here on, so polling
+				// cannot race it forward: 1.0.0 (whose script writes its pid
+				// file once it runs) must be up while 2.0.0 downloads.
+				eventually(t, "the child agent keeps 1.0.0 running while downloading 2.0.0", func() bool {
+					return alive(f.pid("hello", "1.0.0"))
+				})
 			}
 			cmd.Process.Kill() // SIGKILL
 			select {
