@@ -40,6 +40,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/edgewarden/edgewarden/controller/api"
+	"github.com/edgewarden/edgewarden/controller/console"
 	"github.com/edgewarden/edgewarden/controller/auth"
 	"github.com/edgewarden/edgewarden/controller/datadir"
 	"github.com/edgewarden/edgewarden/controller/desired"
@@ -353,7 +354,15 @@ func Run(ctx context.Context, opts Options) error {
 	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", healthz)
-	mux.Handle("/", a.Handler())
+	// The REST API under /api/, the web console everywhere else: the
+	// console calls the same API in process with the user's session, so
+	// both are authorized by the one middleware and evaluator.
+	con, err := console.New(console.Options{API: a.Handler(), Logger: s.log.With("component", "console")})
+	if err != nil {
+		return err
+	}
+	mux.Handle("/api/", a.Handler())
+	mux.Handle("/", con.Handler())
 	srv := &http.Server{
 		Handler:           s.metrics.instrument(longTransfer(mux)),
 		TLSConfig:         s.httpsConfig(),
