@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -43,8 +44,9 @@ var funcs = template.FuncMap{
 	"whenp":   func(t *time.Time) string { return whenp(t) },
 	"join":    strings.Join,
 	"path":    pathEscape,
+	"short":   short,
 	"labels":  labelList,
-	"has":     func(xs []string, x string) bool { return contains(xs, x) },
+	"has":     slices.Contains[[]string],
 	"states":  func() []string { return deviceStates },
 	"actions": func() []string { return catalogue },
 	"pct": func(n, total int) int {
@@ -153,16 +155,16 @@ func labelList(m map[string]string) []string {
 	return out
 }
 
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
-}
-
 func pathEscape(s string) string { return url.PathEscape(s) }
+
+// short abbreviates a long key id ("sha256:" and 64 hex digits) to what
+// a person compares; the page keeps the whole id in a title.
+func short(id string) string {
+	if len(id) > 23 {
+		return id[:23] + "…"
+	}
+	return id
+}
 
 func randomToken() string {
 	b := make([]byte, 32)

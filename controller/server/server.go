@@ -40,8 +40,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/edgewarden/edgewarden/controller/api"
-	"github.com/edgewarden/edgewarden/controller/console"
 	"github.com/edgewarden/edgewarden/controller/auth"
+	"github.com/edgewarden/edgewarden/controller/console"
 	"github.com/edgewarden/edgewarden/controller/datadir"
 	"github.com/edgewarden/edgewarden/controller/desired"
 	"github.com/edgewarden/edgewarden/controller/pki"
