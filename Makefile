@@ -9,13 +9,18 @@ RACE_PKGS = ./agent/... ./controller/... ./protocol/...
 FUZZTIME ?= 3s
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   = -s -w -X main.version=$(VERSION) -X github.com/edgewarden/edgewarden/agent.Version=$(VERSION)
+# The agent is built without net/http's HTTP/2: it talks HTTP/1.1 to the
+# controller, and HTTP/2 costs 0.5 MB of binary and of resident memory on
+# every device (docs/BENCHMARKS.md, agent footprint).
+AGENT_TAGS = nethttpomithttp2
 
 .PHONY: all build demo openapi test vet fmt-check cross unit race fuzz e2e bench packages package-test clean
 
 all: build
 
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/edgewarden ./cmd/edgewarden-controller
+	$(GO) build -trimpath -tags '$(AGENT_TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/edgewarden-agent
 
 demo: build
 	$(GO) run ./test/demo -bin $(BIN)
@@ -38,8 +43,8 @@ vet:
 # Edge devices are often ARM: the agent must build for arm64 and arm/v7
 # (32-bit: e.g. syscall field widths differ). `make packages` builds all.
 cross:
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -o /dev/null ./cmd/edgewarden-agent
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -o /dev/null ./cmd/edgewarden-agent
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags '$(AGENT_TAGS)' -o /dev/null ./cmd/edgewarden-agent
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -tags '$(AGENT_TAGS)' -o /dev/null ./cmd/edgewarden-agent
 
 # Unit tests of every package, under the race detector (end-to-end tests are
 # in test/, run by the e2e target).

@@ -38,7 +38,7 @@ func (a *Agent) newGuard() (*sideload.Guard, error) {
 		Report:        a.store.Enqueue,
 		Journal:       a.store, // record, then act
 		OnReport: func(ev protocol.Event) {
-			a.metrics.securityEvents.WithLabelValues(ev.Kind).Inc()
+			a.metrics.securityEvent(ev.Kind)
 			notify(a.changed) // deliver it and report the new app states
 		},
 		OnChange: func() { notify(a.changed) },

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/edgewarden/edgewarden/agent"
 )
 
@@ -48,6 +51,23 @@ func TestMetricsAndHealthz(t *testing.T) {
 		return strings.Contains(body, `edgewarden_agent_documents_rejected_total{reason="wrong_device"} 1`)
 	})
 	_, body := get(t, base+"/metrics")
+	// The agent writes the text format itself: Prometheus' own parser
+	// must read all of it, with the types declared.
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("metrics are not valid Prometheus text: %v\n%s", err, body)
+	}
+	for name, typ := range map[string]string{
+		"edgewarden_agent_documents_total": "COUNTER",
+		"edgewarden_agent_apply_seconds":   "HISTOGRAM",
+		"edgewarden_agent_outbox_events":   "GAUGE",
+		"process_resident_memory_bytes":    "GAUGE",
+	} {
+		if f := fams[name]; f == nil || f.GetType().String() != typ {
+			t.Errorf("metric %s: %v, want a %s", name, f, typ)
+		}
+	}
 	for _, want := range []string{
 		`edgewarden_agent_documents_total{outcome="applied"} 1`,
 		`edgewarden_agent_applied_revision 1`,

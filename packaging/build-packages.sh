@@ -151,8 +151,12 @@ for arch in $ARCHES; do
 	esac
 	dist=dist/linux_$arch
 	echo "build $dist (GOARCH=$goarch${goarm:+ GOARM=$goarm})"
+	ldflags="-s -w -X main.version=$VERSION -X github.com/edgewarden/edgewarden/agent.Version=$VERSION"
 	CGO_ENABLED=0 GOOS=linux GOARCH=$goarch GOARM=$goarm \
-		"$GO" build -trimpath -ldflags "-s -w -X main.version=$VERSION -X github.com/edgewarden/edgewarden/agent.Version=$VERSION" -o "$dist/" ./cmd/...
+		"$GO" build -trimpath -ldflags "$ldflags" -o "$dist/" ./cmd/edgewarden ./cmd/edgewarden-controller
+	# The agent without net/http's HTTP/2 (Makefile, AGENT_TAGS).
+	CGO_ENABLED=0 GOOS=linux GOARCH=$goarch GOARM=$goarm \
+		"$GO" build -trimpath -tags nethttpomithttp2 -ldflags "$ldflags" -o "$dist/" ./cmd/edgewarden-agent
 	for b in edgewarden-agent edgewarden-controller edgewarden; do
 		printf '%s\t%s\t%s\n' "$arch" "$b" "$(stat -c %s "$dist/$b")" >>"$OUT/SIZES"
 	done

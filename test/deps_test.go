@@ -20,8 +20,8 @@ const module = "github.com/edgewarden/edgewarden/"
 
 // TestDependencyRules holds the architecture: protocol/ is the shared
 // contract and imports neither side; the agent links no controller code and
-// not cosign (DESIGN.md: verification on the device uses sigstore/sigstore
-// alone, which keeps the binary small).
+// not cosign (DESIGN.md: verification on the device uses the standard
+// library alone, which keeps the binary small).
 func TestDependencyRules(t *testing.T) {
 	for _, p := range deps(t, "./../protocol/...") {
 		if strings.HasPrefix(p, module+"agent") || strings.HasPrefix(p, module+"controller") {
@@ -37,6 +37,14 @@ func TestDependencyRules(t *testing.T) {
 		}
 		if strings.Contains(p, "sigstore/cosign") {
 			t.Errorf("the agent links cosign: %s", p)
+		}
+		// Footprint (issue 11, docs/BENCHMARKS.md): signatures are checked
+		// with the standard library and metrics written as text, so the
+		// agent links neither sigstore, the Prometheus client nor protobuf.
+		for _, heavy := range []string{"github.com/sigstore/", "github.com/prometheus/", "google.golang.org/protobuf"} {
+			if strings.HasPrefix(p, heavy) {
+				t.Errorf("the agent links %s (it costs binary size and resident memory on every device)", p)
+			}
 		}
 	}
 }

@@ -110,6 +110,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "busy_timeout(5000)")
 	q.Add("_pragma", "foreign_keys(1)")
+	// 512 KiB of page cache instead of SQLite's 2 MiB: the agent's
+	// database is small and read little; this bounds what a long outbox
+	// drain can keep resident (docs/BENCHMARKS.md, agent footprint).
+	q.Add("_pragma", "cache_size(-512)")
 	q.Set("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {

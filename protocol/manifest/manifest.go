@@ -6,8 +6,8 @@
 //
 // The verifier does not use cosign itself: the agent binary must stay small
 // (see DESIGN.md, "Apps and integrity"), so it checks cosign-format
-// signatures with github.com/sigstore/sigstore's signature and cryptoutils
-// packages, the ones cosign uses underneath. The controller verifies the same
+// signatures with the standard library's crypto, doing what the
+// sigstore/sigstore verifiers under cosign do. The controller verifies the same
 // inputs with cosign (controller/catalog), and a parity test holds both to
 // the same verdicts.
 package manifest

@@ -3,15 +3,19 @@ package manifest
 import (
 	"bytes"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"strings"
-
-	"github.com/sigstore/sigstore/pkg/cryptoutils"
-	"github.com/sigstore/sigstore/pkg/signature"
 )
 
 // MaxSignatureBytes bounds a signature as uploaded (base64 text or bundle).
@@ -129,8 +133,24 @@ func DecodeSignature(sig []byte) (Signature, error) {
 
 // ParseKey parses a publisher public key: PKIX PEM ("PUBLIC KEY", what
 // cosign.pub holds) of an ECDSA, Ed25519 or RSA key.
+// PKCS#1 "RSA PUBLIC KEY" PEM is accepted too, as cosign does.
 func ParseKey(pemKey string) (crypto.PublicKey, error) {
-	pub, err := cryptoutils.UnmarshalPEMToPublicKey([]byte(pemKey))
+	block, _ := pem.Decode([]byte(pemKey))
+	if block == nil {
+		return nil, errors.New("read public key: not PEM; pass the cosign.pub file (-----BEGIN PUBLIC KEY-----)")
+	}
+	var (
+		pub crypto.PublicKey
+		err error
+	)
+	switch block.Type {
+	case "PUBLIC KEY":
+		pub, err = x509.ParsePKIXPublicKey(block.Bytes)
+	case "RSA PUBLIC KEY":
+		pub, err = x509.ParsePKCS1PublicKey(block.Bytes)
+	default:
+		return nil, fmt.Errorf("read public key: PEM block is %q, want PUBLIC KEY (cosign.pub)", clip(block.Type))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read public key: %w", err)
 	}
@@ -176,16 +196,14 @@ func VerifySignatureKeys(publisher string, manifest, sig []byte, keys []crypto.P
 		}
 	}
 	usable := 0
+	digest := sha256.Sum256(manifest)
 	for i, pub := range keys {
-		if pub == nil {
-			continue
-		}
-		v, err := signature.LoadVerifier(pub, crypto.SHA256)
-		if err != nil {
+		ok, known := verifyRaw(pub, manifest, digest[:], s.Raw)
+		if !known {
 			continue
 		}
 		usable++
-		if v.VerifySignature(bytes.NewReader(s.Raw), bytes.NewReader(manifest)) == nil {
+		if ok {
 			return i, nil
 		}
 	}
@@ -193,4 +211,42 @@ func VerifySignatureKeys(publisher string, manifest, sig []byte, keys []crypto.P
 		return -1, fmt.Errorf("%w of publisher %s (%d keys configured); add one with `edgewarden publishers add %s --key cosign.pub`", ErrNoTrustedKey, publisher, len(keys), publisher)
 	}
 	return -1, fmt.Errorf("%w against any trusted key of publisher %s (%d keys configured)", ErrBadSignature, publisher, len(keys))
+}
+
+// verifyRaw checks one raw signature the way sigstore/sigstore's
+// signature.LoadVerifier(pub, crypto.SHA256) does for `cosign verify-blob
+// --key`, with the standard library alone (the agent stays small without
+// sigstore's dependencies; the parity test in controller/catalog holds the
+// two to the same verdicts): ECDSA over the SHA-256 digest, ASN.1 or IEEE
+// P1363 encoded; Ed25519 over the message itself; RSA PKCS#1 v1.5 with
+// SHA-256. known is false for a key kind it cannot use (or nil).
+func verifyRaw(pub crypto.PublicKey, msg, digest, sig []byte) (ok, known bool) {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		if k == nil || k.Curve == nil || k.X == nil || k.Y == nil {
+			return false, false
+		}
+		var rs struct{ R, S *big.Int }
+		if _, err := asn1.Unmarshal(sig, &rs); err == nil {
+			return ecdsa.VerifyASN1(k, digest, sig), true
+		}
+		// Not ASN.1: IEEE P1363, r || s, each half the length.
+		if len(sig) == 0 || len(sig) > 132 || len(sig)%2 != 0 {
+			return false, true
+		}
+		r := new(big.Int).SetBytes(sig[:len(sig)/2])
+		s := new(big.Int).SetBytes(sig[len(sig)/2:])
+		return ecdsa.Verify(k, digest, r, s), true
+	case ed25519.PublicKey:
+		if len(k) != ed25519.PublicKeySize {
+			return false, false
+		}
+		return ed25519.Verify(k, msg, sig), true
+	case *rsa.PublicKey:
+		if k == nil || k.N == nil {
+			return false, false
+		}
+		return rsa.VerifyPKCS1v15(k, crypto.SHA256, digest, sig) == nil, true
+	}
+	return false, false
 }
