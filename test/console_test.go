@@ -304,6 +304,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	c.open("/security/audit?since=24h")
 	c.waitText("#audit", "app.assign", 10*time.Second)
 	c.screenshot("audit")
+	c.open("/security")
+	c.waitText("#publishers", "acme", 10*time.Second)
+	c.screenshot("security")
+	c.open("/access/roles")
+	c.screenshot("roles")
 	// A viewer: sees the fleet, not the admin pages; admin forms, even
 	// posted by hand with the viewer's own valid CSRF token, are refused by
 	// the API and change nothing.

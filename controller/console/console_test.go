@@ -2,9 +2,14 @@ package console_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha512"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"go/parser"
 	"go/token"
 	"io"
@@ -118,6 +123,9 @@ func (b *browser) post(path string, form url.Values) answer {
 	return b.do("POST", path, form)
 }
 
+// pathValues fills a page's path parameters.
+var pathValues = strings.NewReplacer("{$}", "", "{name}", "g1", "{id}", "1", "{child}", "g2", "{version}", "1.0.0", "{key}", "sha256:00")
+
 var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 // csrf reads the CSRF token of the first form of a page.
@@ -229,7 +237,7 @@ func TestFormsNeedCSRF(t *testing.T) {
 			continue
 		}
 		posts++
-		path := strings.NewReplacer("{name}", "g1", "{id}", "1").Replace(p.Path)
+		path := pathValues.Replace(p.Path)
 		form := url.Values{"name": {"new"}, "confirm": {"g1"}, "device": {"d1"}, "group": {"g1"}, "role": {"viewer"}, "subject": {"x"}, "version": {"1.0.0"}}
 		for _, token := range []string{"", "forged"} {
 			if token != "" {
@@ -287,14 +295,26 @@ func TestViewerCannotUseAdminPages(t *testing.T) {
 		"/access/users/admin/disable": {},
 		"/access/grants":              {"role": {"admin"}, "kind": {"user"}, "subject": {"vera"}, "scope_kind": {"global"}},
 		"/groups/g1/share":            {"role": {"viewer"}, "kind": {"user"}, "subject": {"admin"}},
+		"/security/sideload":          {"policy": {"allow"}},
+		"/security/publishers":        {"name": {"evil"}, "key": {publicKeyPEM(t)}},
+		"/access/roles":               {"name": {"everything"}, "action": {"controller:manage-roles"}},
 	} {
 		form.Set("csrf", csrf)
 		if a := b.post(path, form); a.status != http.StatusForbidden {
 			t.Errorf("viewer POST %s: %d, want 403\n%s", path, a.status, a.body)
 		}
 	}
-	if n := denials(s.api.Audit(t)) - deniedBefore; n != 6 {
-		t.Errorf("%d refusals audited as access.denied, want 6", n)
+	if n := denials(s.api.Audit(t)) - deniedBefore; n != 9 {
+		t.Errorf("%d refusals audited as access.denied, want 9", n)
+	}
+	if st, err := c.Settings(ctx); err != nil || st.Sideload != "deny" {
+		t.Errorf("sideload policy after the viewer's post: %+v %v", st, err)
+	}
+	if ps, err := c.ListPublishers(ctx); err != nil || len(ps) != 0 {
+		t.Errorf("publishers after the viewer's post: %+v %v", ps, err)
+	}
+	if _, err := c.GetRole(ctx, "everything"); !client.IsStatus(err, http.StatusNotFound) {
+		t.Errorf("the viewer's role exists: %v", err)
 	}
 	gs, err := c.ListGroups(ctx)
 	if err != nil || len(gs) != 1 || gs[0].Name != "g1" {
@@ -402,7 +422,7 @@ func TestPageTable(t *testing.T) {
 		if p.Access == console.Public {
 			continue
 		}
-		path := strings.NewReplacer("{$}", "", "{name}", "g1", "{id}", "1").Replace(p.Path)
+		path := pathValues.Replace(p.Path)
 		if a := b.do(p.Method, path, url.Values{}); a.status != http.StatusSeeOther || !strings.HasPrefix(a.header.Get("Location"), "/login") {
 			t.Errorf("%s %s without a session: %d %q, want 303 to /login", p.Method, path, a.status, a.header.Get("Location"))
 		}
@@ -463,5 +483,92 @@ func TestConsoleHoldsNoRights(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// publicKeyPEM is a fresh ECDSA P-256 public key in PEM.
+func publicKeyPEM(t *testing.T) string {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+}
+
+// TestSecurityAndRoleForms: trusting and removing a publisher key, the
+// sideload policy and a group's override, a custom role from the action
+// checklist, a team and its members; each checked through the API.
+func TestSecurityAndRoleForms(t *testing.T) {
+	s := newSite(t)
+	c := s.admin(t)
+	if _, err := c.CreateGroup(ctx, "g1", ""); err != nil {
+		t.Fatal(err)
+	}
+	b := s.browser(t)
+	b.mustLogin(apitest.AdminUser, apitest.AdminPassword)
+	csrf := b.csrf("/security")
+	post := func(path string, form url.Values) {
+		t.Helper()
+		form.Set("csrf", csrf)
+		if a := b.post(path, form); a.status != http.StatusSeeOther {
+			t.Fatalf("POST %s: %d\n%s", path, a.status, a.body)
+		}
+	}
+	post("/security/publishers", url.Values{"name": {"acme"}, "key": {publicKeyPEM(t)}})
+	ps, err := c.ListPublishers(ctx)
+	if err != nil || len(ps) != 1 || len(ps[0].Keys) != 1 {
+		t.Fatalf("publishers: %+v %v", ps, err)
+	}
+	if a := b.get("/security"); !strings.Contains(a.body, "/security/publishers/acme/keys/"+url.PathEscape(ps[0].Keys[0].ID)+"/remove") {
+		t.Fatalf("the security page offers no removal of the key:\n%s", a.body)
+	}
+	post("/security/publishers/acme/keys/"+url.PathEscape(ps[0].Keys[0].ID)+"/remove", url.Values{})
+	if ps, _ := c.ListPublishers(ctx); len(ps) != 1 || ps[0].Keys[0].State == "trusted" {
+		t.Errorf("after removing the key: %+v", ps)
+	}
+	post("/security/sideload", url.Values{"policy": {"allow"}})
+	post("/security/sideload", url.Values{"group": {"g1"}, "policy": {"deny"}})
+	st, err := c.Settings(ctx)
+	if err != nil || st.Sideload != "allow" || len(st.SideloadOverrides) != 1 || st.SideloadOverrides[0].Policy != "deny" {
+		t.Fatalf("settings: %+v %v", st, err)
+	}
+	post("/security/sideload", url.Values{"group": {"g1"}, "policy": {"inherit"}})
+	if st, _ := c.Settings(ctx); len(st.SideloadOverrides) != 0 {
+		t.Errorf("override after inherit: %+v", st.SideloadOverrides)
+	}
+	if a := b.post("/security/sideload", url.Values{"csrf": {csrf}, "policy": {"maybe"}}); a.status != http.StatusBadRequest {
+		t.Errorf("an unknown policy: %d, want the API's 400", a.status)
+	}
+
+	if a := b.get("/access/roles"); a.status != http.StatusOK || !strings.Contains(a.body, `<legend>device-group</legend>`) || !strings.Contains(a.body, `value="device:logs"`) {
+		t.Fatalf("roles page: %d\n%s", a.status, a.body)
+	}
+	post("/access/roles", url.Values{"name": {"log-reader"}, "description": {"reads logs"}, "action": {"device:view", "device:logs"}, "shareable": {"on"}})
+	r, err := c.GetRole(ctx, "log-reader")
+	if err != nil || len(r.Actions) != 2 || !r.Shareable {
+		t.Fatalf("role: %+v %v", r, err)
+	}
+	if a := b.get("/access/roles?edit=log-reader"); !strings.Contains(a.body, `value="device:logs" id="act-device:logs" checked`) {
+		t.Errorf("the edit form does not tick the role's actions")
+	}
+	post("/access/roles/log-reader", url.Values{"description": {"reads logs"}, "action": {"device:view"}})
+	if r, _ := c.GetRole(ctx, "log-reader"); len(r.Actions) != 1 || r.Shareable {
+		t.Errorf("role after edit: %+v", r)
+	}
+	post("/access/teams", url.Values{"name": {"shift-a"}})
+	post("/access/teams/shift-a/members", url.Values{"user": {"admin"}})
+	if ts, _ := c.ListTeams(ctx); len(ts) != 1 || strings.Join(ts[0].Members, ",") != "admin" {
+		t.Errorf("teams: %+v", ts)
+	}
+	post("/access/teams/shift-a/members", url.Values{"user": {"admin"}, "remove": {"on"}})
+	post("/access/teams/shift-a/delete", url.Values{})
+	post("/access/roles/log-reader/delete", url.Values{})
+	if ts, _ := c.ListTeams(ctx); len(ts) != 0 {
+		t.Errorf("teams after delete: %+v", ts)
 	}
 }

@@ -18,7 +18,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgewarden/edgewarden/controller/apiv1"
 	"github.com/edgewarden/edgewarden/controller/client"
+	"github.com/edgewarden/edgewarden/protocol/access"
 )
 
 // pageData is what every template gets: the page's own data in Data, and
@@ -38,13 +40,16 @@ type pageData struct {
 }
 
 var funcs = template.FuncMap{
-	"ago":     ago,
-	"silent":  silent,
-	"when":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
-	"whenp":   func(t *time.Time) string { return whenp(t) },
-	"join":    strings.Join,
-	"path":    pathEscape,
-	"short":   short,
+	"ago":    ago,
+	"silent": silent,
+	"when":   func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+	"whenp":  func(t *time.Time) string { return whenp(t) },
+	"join":   strings.Join,
+	"path":   pathEscape,
+	"short":  short,
+	"holds": func(r *apiv1.Role, a access.Action) bool {
+		return r != nil && slices.Contains(r.Actions, a)
+	},
 	"labels":  labelList,
 	"has":     slices.Contains[[]string],
 	"states":  func() []string { return deviceStates },
