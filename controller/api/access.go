@@ -70,7 +70,7 @@ const (
 
 // SettingSideload is the global sideload policy ("allow" or "deny"; unset
 // means deny), as the compiler reads it (desired.SettingSideload).
-const SettingSideload = "sideload"
+const SettingSideload = store.SettingSideload
 
 func (a *API) initAccess() {
 	a.authz = a.opts.Authz

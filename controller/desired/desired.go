@@ -34,7 +34,7 @@ const (
 	SettingBanner = "banner"
 	// SettingSideload is the global sideload policy: "allow" lifts the ban;
 	// anything else, or unset, keeps it (the default: banned).
-	SettingSideload = "sideload"
+	SettingSideload = store.SettingSideload
 )
 
 // Options configure a Compiler.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // changeSchema is migration 5: the change sequence, the dirty marks the
@@ -189,6 +190,16 @@ func (c *Change) finish(ctx context.Context) (Committed, error) {
 	if e.After, err = stateJSON(c.After); err != nil {
 		return Committed{}, err
 	}
+	// No silent weakening: a change that lifts the sideload ban anywhere
+	// is a security event, and its entry names where.
+	lifted, every, err := c.sideloadLifted(ctx)
+	if err != nil {
+		return Committed{}, err
+	}
+	if every || len(lifted) > 0 {
+		e.Kind = AuditSecurity
+		e.Detail = joinDetail(e.Detail, liftedDetail(lifted, every))
+	}
 	if e.ID, err = insertAudit(ctx, c.tx, &e); err != nil {
 		return Committed{}, err
 	}
@@ -360,4 +371,26 @@ func readDirty(ctx context.Context, q queryer) (DirtySet, error) {
 // Dirty returns the current dirty marks.
 func (db *DB) Dirty(ctx context.Context) (DirtySet, error) {
 	return readDirty(ctx, db.reader(ctx))
+}
+
+// maxLiftedNamed is how many devices an audit entry names when a change
+// lifts the sideload ban on more; the rest are counted.
+const maxLiftedNamed = 20
+
+func liftedDetail(lifted []string, every bool) string {
+	if every {
+		return "sideload ban lifted on every device (global policy)"
+	}
+	s := fmt.Sprintf("sideload ban lifted on %d device(s): %s", len(lifted), strings.Join(lifted[:min(len(lifted), maxLiftedNamed)], ", "))
+	if len(lifted) > maxLiftedNamed {
+		s += fmt.Sprintf(" and %d more", len(lifted)-maxLiftedNamed)
+	}
+	return s
+}
+
+func joinDetail(detail, more string) string {
+	if detail == "" {
+		return more
+	}
+	return detail + "; " + more
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 
 	"github.com/edgewarden/edgewarden/controller/fleet"
+	"github.com/edgewarden/edgewarden/protocol/access"
 )
 
 func groupExists(ctx context.Context, q queryer, name string) error {
@@ -371,4 +373,240 @@ func (s *Snapshot) Membership() (*fleet.Membership, error) {
 		return nil, fmt.Errorf("resolve group membership: %w", err)
 	}
 	return m, nil
+}
+
+// GroupDependents is what deleting a device group takes with it besides its
+// direct memberships: what other people rely on, listed so that a deletion
+// can name it (and the API can ask for --force before it goes).
+type GroupDependents struct {
+	Group string
+	// Sideload is the group's sideload override, nil for none. Deleting a
+	// deny override can lift the ban on the group's devices.
+	Sideload *SideloadOverride
+	// Grants are the grants on the group; they go with it.
+	Grants []Grant
+	// Assignments are the app versions assigned to the group; its devices
+	// stop receiving them.
+	Assignments []Assignment
+	// IncludedBy are the groups that include this one: they lose its
+	// members (and whatever their grants and overrides gave them).
+	IncludedBy []string
+	// Includes are the groups this one includes; they stay, only the edge
+	// goes.
+	Includes []string
+}
+
+// Protected lists, one line each, what deleting the group would take from
+// others: its sideload override, its grants except those to the user named
+// self (a creator's own owner grant is theirs to drop), its app
+// assignments and the groups that include it. Empty: nothing but the group
+// itself and its memberships goes.
+func (d GroupDependents) Protected(self string) []string {
+	var out []string
+	if d.Sideload != nil {
+		out = append(out, fmt.Sprintf("sideload override %s (set by %s)", d.Sideload.Policy, d.Sideload.SetBy))
+	}
+	for _, g := range d.Grants {
+		if g.Subject.Kind == access.SubjectUser && g.Subject.Name == self {
+			continue
+		}
+		out = append(out, fmt.Sprintf("grant %s (role %s to %s)", g.ID, g.Role, g.Subject))
+	}
+	for _, a := range d.Assignments {
+		out = append(out, fmt.Sprintf("app assignment %s %s", a.App, a.Version))
+	}
+	for _, p := range d.IncludedBy {
+		out = append(out, fmt.Sprintf("inclusion in group %s (its members leave %s)", p, p))
+	}
+	return out
+}
+
+// Removed lists, one line each, everything the deletion removes: what
+// Protected lists, the grants to anyone, and the includes of other groups.
+func (d GroupDependents) Removed() []string {
+	out := d.Protected("")
+	for _, c := range d.Includes {
+		out = append(out, fmt.Sprintf("include of group %s", c))
+	}
+	return out
+}
+
+// GroupDependents returns what deleting group would remove with it. An
+// unknown group is ErrNotFound.
+func (db *DB) GroupDependents(ctx context.Context, group string) (GroupDependents, error) {
+	d := GroupDependents{Group: group}
+	err := db.view(ctx, func(tx *sql.Tx) error {
+		if err := groupExists(ctx, tx, group); err != nil {
+			return err
+		}
+		os, err := listSideloadOverrides(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for _, o := range os {
+			if o.Group == group {
+				d.Sideload = &o
+			}
+		}
+		if d.Grants, err = queryAll(ctx, tx, scanGrant, `SELECT `+grantColumns+` FROM grants
+			WHERE scope_kind = 'device-group' AND scope_name = ? ORDER BY id`, group); err != nil {
+			return fmt.Errorf("read grants on device group %s: %w", group, err)
+		}
+		as, err := listAssignments(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for _, a := range as {
+			if a.Group == group {
+				d.Assignments = append(d.Assignments, a)
+			}
+		}
+		if d.IncludedBy, err = strings1(ctx, tx, `SELECT parent FROM group_includes WHERE child = ? ORDER BY parent`, group); err != nil {
+			return fmt.Errorf("read the groups that include %s: %w", group, err)
+		}
+		if d.Includes, err = strings1(ctx, tx, `SELECT child FROM group_includes WHERE parent = ? ORDER BY child`, group); err != nil {
+			return fmt.Errorf("read the groups %s includes: %w", group, err)
+		}
+		return nil
+	})
+	return d, err
+}
+
+// RenameGroup renames a device group. Everything that names it follows:
+// direct members, includes on both sides, its sideload override, app
+// assignments, grants on it and the enrollment tokens that assign it, so a
+// rename changes no one's rights and no device's policy. A taken or invalid
+// new name is refused and changes nothing.
+func (db *DB) RenameGroup(ctx context.Context, old, name string) (Group, error) {
+	if err := fleet.ValidateGroupName(name); err != nil {
+		return Group{}, fmt.Errorf("%w: rename group %s: %w", ErrInvalid, old, err)
+	}
+	if old == name {
+		return Group{}, fmt.Errorf("%w: group %s is already called %s; give a different new name", ErrInvalid, old, name)
+	}
+	var g Group
+	err := db.update(ctx, func(tx *sql.Tx) error {
+		var (
+			sel     string
+			created int64
+		)
+		err := tx.QueryRowContext(ctx, `SELECT selector, created_at FROM device_groups WHERE name = ?`, old).Scan(&sel, &created)
+		if isNoRows(err) {
+			return fmt.Errorf("%w: device group %s does not exist; list groups with `edgewarden groups ls`", ErrNotFound, old)
+		}
+		if err != nil {
+			return fmt.Errorf("rename group %s: %w", old, err)
+		}
+		// The new row first, the references moved to it, the old row last:
+		// its delete triggers and cascades then find nothing left to take.
+		_, err = tx.ExecContext(ctx, `INSERT INTO device_groups (name, selector, created_at) VALUES (?, ?, ?)`, name, sel, created)
+		if isConstraint(err) {
+			return fmt.Errorf("%w: cannot rename group %s to %s: a group called %s already exists; choose another name", ErrConflict, old, name, name)
+		}
+		if err != nil {
+			return fmt.Errorf("rename group %s: %w", old, err)
+		}
+		for _, q := range groupReferences {
+			if _, err := tx.ExecContext(ctx, q, name, old); err != nil {
+				return fmt.Errorf("rename group %s to %s: %w", old, name, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM device_groups WHERE name = ?`, old); err != nil {
+			return fmt.Errorf("rename group %s to %s: %w", old, name, err)
+		}
+		g, err = getGroup(ctx, tx, name)
+		return err
+	})
+	return g, err
+}
+
+// groupReferences are the statements that move every reference to a group
+// from its old name (the second argument) to its new one (the first).
+// TestRenameGroupMovesEveryReference fails when a table gains a foreign key
+// to device_groups that is not moved here.
+var groupReferences = []string{
+	`UPDATE group_devices SET group_name = ?1 WHERE group_name = ?2`,
+	`UPDATE group_includes SET parent = ?1 WHERE parent = ?2`,
+	`UPDATE group_includes SET child = ?1 WHERE child = ?2`,
+	`UPDATE sideload_overrides SET group_name = ?1 WHERE group_name = ?2`,
+	`UPDATE app_assignments SET group_name = ?1 WHERE group_name = ?2`,
+	`UPDATE grants SET scope_name = ?1 WHERE scope_kind = 'device-group' AND scope_name = ?2`,
+	`UPDATE enroll_tokens SET groups = (SELECT json_group_array(CASE WHEN value = ?2 THEN ?1 ELSE value END) FROM json_each(enroll_tokens.groups))
+		WHERE EXISTS (SELECT 1 FROM json_each(enroll_tokens.groups) WHERE value = ?2)`,
+}
+
+// SelectorChange is what setting a group's selector would do: its members
+// as they would be, and the devices that would join and leave it.
+type SelectorChange struct {
+	Selector string   // canonical form
+	Members  []string // every member after the change, sorted
+	Added    []string // members after that are not members now
+	Removed  []string // members now that are not members after
+}
+
+// PreviewSelector resolves the fleet as it would be with group's selector
+// set to selector, changing nothing. A group that does not exist yet is
+// taken as a new, empty group (for a creation). An invalid selector is
+// ErrInvalid.
+func (db *DB) PreviewSelector(ctx context.Context, group, selector string) (SelectorChange, error) {
+	sel, err := fleet.ParseSelector(selector)
+	if err != nil {
+		return SelectorChange{}, fmt.Errorf("%w: selector of group %s: %w", ErrInvalid, group, err)
+	}
+	var (
+		devices []Device
+		groups  []Group
+	)
+	err = db.view(ctx, func(tx *sql.Tx) error {
+		var err error
+		if devices, err = listDevices(ctx, tx); err != nil {
+			return err
+		}
+		groups, err = listGroups(ctx, tx)
+		return err
+	})
+	if err != nil {
+		return SelectorChange{}, err
+	}
+	now, err := (&Snapshot{Devices: devices, Groups: groups}).Membership()
+	if err != nil {
+		return SelectorChange{}, err
+	}
+	i := slices.IndexFunc(groups, func(g Group) bool { return g.Name == group })
+	if i < 0 {
+		groups = append(groups, Group{Name: group, Devices: []string{}, Includes: []string{}})
+		i = len(groups) - 1
+	}
+	groups[i].Selector = sel.String()
+	after, err := (&Snapshot{Devices: devices, Groups: groups}).Membership()
+	if err != nil {
+		return SelectorChange{}, err
+	}
+	out := SelectorChange{Selector: sel.String(), Members: nonNilStrings(after.Members(group))}
+	before := now.Members(group)
+	out.Added = nonNilStrings(minus(out.Members, before))
+	out.Removed = nonNilStrings(minus(before, out.Members))
+	return out, nil
+}
+
+// minus returns the elements of a not in b, in a's order.
+func minus(a, b []string) []string {
+	in := make(map[string]bool, len(b))
+	for _, s := range b {
+		in[s] = true
+	}
+	var out []string
+	for _, s := range a {
+		if !in[s] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -108,4 +109,119 @@ func listSideloadOverrides(ctx context.Context, q queryer) ([]SideloadOverride, 
 		out = append(out, o)
 	}
 	return out, rows.Err()
+}
+
+// SettingSideload is the key of the global sideload policy: "allow" lifts
+// the ban; anything else (unset included) keeps it.
+const SettingSideload = "sideload"
+
+// SideloadFor is the sideload policy in force on a device in groups (all of
+// them: direct, by selector, through included groups): the global policy
+// (the SettingSideload value), unless a group of the device has an
+// override; when its groups' overrides disagree, deny wins. by names the
+// overriding groups whose policy decided, nil when the global one did. The
+// desired-state compiler and the executor's no-silent-weakening check both
+// decide with it.
+func SideloadFor(global string, overrides []SideloadOverride, groups []string) (allowed bool, by []string) {
+	if len(overrides) > 0 {
+		in := make(map[string]bool, len(groups))
+		for _, g := range groups {
+			in[g] = true
+		}
+		var allow, deny []string
+		for _, o := range overrides {
+			if !in[o.Group] {
+				continue
+			}
+			if o.Policy == SideloadAllow {
+				allow = append(allow, o.Group)
+			} else {
+				deny = append(deny, o.Group)
+			}
+		}
+		switch {
+		case len(deny) > 0:
+			return false, deny
+		case len(allow) > 0:
+			return true, allow
+		}
+	}
+	return global == SideloadAllow, nil
+}
+
+// sideloadState is what decides every device's sideload policy at one
+// point: the global policy, the overrides, and (when there are overrides)
+// each device's groups.
+type sideloadState struct {
+	global    string
+	overrides []SideloadOverride
+	devices   map[string][]string // device id -> its groups; nil without overrides
+}
+
+func readSideloadState(ctx context.Context, q queryer) (sideloadState, error) {
+	var s sideloadState
+	settings, err := listSettings(ctx, q)
+	if err != nil {
+		return s, err
+	}
+	s.global = settings[SettingSideload]
+	if s.overrides, err = listSideloadOverrides(ctx, q); err != nil || len(s.overrides) == 0 {
+		return s, err
+	}
+	devices, err := listDevices(ctx, q)
+	if err != nil {
+		return s, err
+	}
+	groups, err := listGroups(ctx, q)
+	if err != nil {
+		return s, err
+	}
+	m, err := (&Snapshot{Devices: devices, Groups: groups}).Membership()
+	if err != nil {
+		return s, err
+	}
+	s.devices = make(map[string][]string, len(devices))
+	for _, d := range devices {
+		s.devices[d.ID] = m.GroupsOf(d.ID)
+	}
+	return s, nil
+}
+
+// sideloadLifted returns the devices on which the change lifts the sideload
+// ban (denied before, allowed after), sorted; every is true when the change
+// lifts it on every device through the global policy and no override
+// exists on either side. It is how the executor keeps a weakening from
+// being silent, whatever path made it: an override or group deleted, a
+// device removed from a denying group or added to an allowing one, a
+// selector or a label changed.
+func (c *Change) sideloadLifted(ctx context.Context) (lifted []string, every bool, err error) {
+	before, err := readSideloadState(ctx, c.db.read)
+	if err != nil {
+		return nil, false, fmt.Errorf("check sideload before the change: %w", err)
+	}
+	after, err := readSideloadState(ctx, c.tx)
+	if err != nil {
+		return nil, false, fmt.Errorf("check sideload after the change: %w", err)
+	}
+	if before.devices == nil && after.devices == nil {
+		return nil, before.global != SideloadAllow && after.global == SideloadAllow, nil
+	}
+	ids := before.devices
+	if ids == nil {
+		ids = after.devices
+	}
+	for id := range ids {
+		groupsBefore, okBefore := before.devices[id]
+		groupsAfter, okAfter := after.devices[id]
+		if (before.devices != nil && !okBefore) || (after.devices != nil && !okAfter) {
+			continue // enrolled or deleted by the change
+		}
+		was, _ := SideloadFor(before.global, before.overrides, groupsBefore)
+		is, _ := SideloadFor(after.global, after.overrides, groupsAfter)
+		if !was && is {
+			lifted = append(lifted, id)
+		}
+	}
+	slices.Sort(lifted)
+	return lifted, false, nil
 }
