@@ -141,7 +141,7 @@ func (a *app) groupsDeleteCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := cl.DeleteGroup(cmd.Context(), argv[0]); err != nil {
+			if err := cl.DeleteGroup(cmd.Context(), argv[0], false); err != nil {
 				return fmt.Errorf("delete group %s: %w", argv[0], err)
 			}
 			return a.emit(map[string]any{"name": argv[0], "deleted": true}, func(w *tabwriter.Writer) {

@@ -231,6 +231,47 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, out)
 }
 
+// lookupUser answers whether an active user of that exact name exists, for
+// someone about to share a group with them: device-group:share somewhere,
+// or controller:manage-users or controller:manage-roles. It reveals the name
+// only: a disabled, pending, deleted or unknown user is the same 404, and
+// nothing of anyone's teams or grants is in the answer.
+func (a *API) lookupUser(w http.ResponseWriter, r *http.Request) error {
+	actor, v, _, err := a.actor(r)
+	if err != nil {
+		return err
+	}
+	name := r.URL.Query().Get("name")
+	if name == "" {
+		return errorf(http.StatusBadRequest, "name is required: look up one user by exact name (?name=USER)")
+	}
+	if err := store.ValidateAccessName("user", name); err != nil {
+		return errorf(http.StatusBadRequest, "%s", err.Error())
+	}
+	if !maySomewhere(v, actor, access.DeviceGroupShare) &&
+		!v.Allowed(actor, access.ControllerManageUsers, access.ControllerResource()) &&
+		!v.Allowed(actor, access.ControllerManageRoles, access.ControllerResource()) {
+		a.auditAs(r, actor, store.AuditAccess, "access.denied", "users", "user lookup: holds no "+string(access.DeviceGroupShare))
+		return errorf(http.StatusForbidden, "%s may not look up users: the lookup is for sharing a device group, so it needs %s on some group (or %s); `%s` shows your grants on a group",
+			actor, access.DeviceGroupShare, access.ControllerManageUsers, explainHint(access.DeviceGroupShare, access.ResourceDeviceGroup, "GROUP"))
+	}
+	if u, ok := v.User(name); ok && u.State == store.UserActive {
+		return writeJSON(w, http.StatusOK, apiv1.UserName{Name: u.Name})
+	}
+	return errorf(http.StatusNotFound, "there is no active user called %s; check the spelling, or ask an admin to invite them", name)
+}
+
+// maySomewhere reports whether user holds act on some scope (a grant of a
+// role with it, to the user or a team of theirs, reaches them).
+func maySomewhere(v *authz.View, user string, act access.Action) bool {
+	for _, h := range v.Evaluator().Holdings(user) {
+		if slices.Contains(h.Actions, act) {
+			return true
+		}
+	}
+	return false
+}
+
 func (a *API) disableUser(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
 	actor, v, st, err := a.actor(r)

@@ -665,7 +665,7 @@ func TestGroups(t *testing.T) {
 	if err != nil || len(gs) != 2 {
 		t.Fatalf("list: %+v %v", gs, err)
 	}
-	if err := c.DeleteGroup(ctx, "site-b"); err != nil {
+	if err := c.DeleteGroup(ctx, "site-b", false); err != nil {
 		t.Fatal(err)
 	}
 	_, err = c.GetGroup(ctx, "site-b")

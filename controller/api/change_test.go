@@ -273,7 +273,7 @@ func TestEveryChangeLeavesOneAuditEntry(t *testing.T) {
 		{"team.delete", true, func() error { return admin.DeleteTeam(ctx, "night-shift") }},
 		{"user.disable", true, func() error { _, err := admin.DisableUser(ctx, "bob"); return err }},
 		{"user.delete", true, func() error { return admin.DeleteUser(ctx, "bob") }},
-		{"group.delete", false, func() error { return admin.DeleteGroup(ctx, "plant") }},
+		{"group.delete", false, func() error { return admin.DeleteGroup(ctx, "plant", false) }},
 		{"device.delete", false, func() error { return admin.DeleteDevice(ctx, "press-01") }},
 	}
 	for _, s := range steps {

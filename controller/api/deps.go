@@ -35,6 +35,13 @@ type Store interface {
 	GetGroup(ctx context.Context, name string) (store.Group, error)
 	ListGroups(ctx context.Context) ([]store.Group, error)
 	DeleteGroup(ctx context.Context, name string) error
+	// GroupDependents is what deleting the group would remove with it.
+	GroupDependents(ctx context.Context, name string) (store.GroupDependents, error)
+	RenameGroup(ctx context.Context, name, newName string) (store.Group, error)
+	SetGroupSelector(ctx context.Context, name, selector string) (store.Group, error)
+	// PreviewSelector is what setting the selector would do; nothing
+	// changes.
+	PreviewSelector(ctx context.Context, group, selector string) (store.SelectorChange, error)
 	AddGroupDevices(ctx context.Context, group string, ids []string) (store.Group, error)
 	RemoveGroupDevices(ctx context.Context, group string, ids []string) (store.Group, error)
 	IncludeGroup(ctx context.Context, parent, child string) (store.Group, error)

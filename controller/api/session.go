@@ -123,7 +123,23 @@ func (a *API) authorizeBody(r *http.Request, id string) error {
 func (a *API) denied(r *http.Request, act access.Action, res access.Resource, d access.Decision) error {
 	p, _ := principalOf(r)
 	a.auditAs(r, p.User, store.AuditAccess, "access.denied", res.String(), string(act)+": "+d.Reason)
-	return errorf(http.StatusForbidden, "%s may not %s on %s: %s; ask an admin for a grant (see `edgewarden access explain`)", p.User, act, res, d.Reason)
+	return errorf(http.StatusForbidden, "%s may not %s on %s: %s; `%s` shows the grants that reach you there; ask an admin (or the group's owner, for a shareable role on a group) for one that gives %s",
+		p.User, act, res, d.Reason, explainHint(act, res.Type, res.ID), act)
+}
+
+// explainHint is the command that explains, to the user refused, the
+// decision on act over the resource of type typ named id.
+func explainHint(act access.Action, typ access.ResourceType, id string) string {
+	cmd := "edgewarden access explain --action " + string(act)
+	switch typ {
+	case access.ResourceDevice:
+		cmd += " --device " + id
+	case access.ResourceDeviceGroup:
+		cmd += " --group " + id
+	case access.ResourceApp:
+		cmd += " --app " + id
+	}
+	return cmd
 }
 
 // auditAs records what changes nothing: a refused request, a login, a

@@ -56,6 +56,13 @@ type User struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
+// UserName is the answer of a user lookup: an active user of that name
+// exists. It holds the name only: nothing of the user's state, teams or
+// grants.
+type UserName struct {
+	Name string `json:"name"`
+}
+
 // InviteRequest invites a user. TTLSeconds is how long the activation token
 // is valid; 0 means 7 days.
 type InviteRequest struct {

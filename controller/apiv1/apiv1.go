@@ -30,7 +30,9 @@
 //	POST   /api/v1/groups                       CreateGroupRequest → Group
 //	GET    /api/v1/groups                       → []Group
 //	GET    /api/v1/groups/{name}                → Group
-//	DELETE /api/v1/groups/{name}
+//	DELETE /api/v1/groups/{name}[?force=true]
+//	POST   /api/v1/groups/{name}/rename         RenameGroupRequest → Group
+//	PUT    /api/v1/groups/{name}/selector[?dry_run=true] SetSelectorRequest → SelectorChange
 //	POST   /api/v1/groups/{name}/devices        DevicesRequest (add) → Group
 //	POST   /api/v1/groups/{name}/devices/remove DevicesRequest (remove) → Group
 //	POST   /api/v1/groups/{name}/includes       IncludeRequest → Group
@@ -180,6 +182,30 @@ type Group struct {
 	// through included groups. Sorted.
 	Members   []string  `json:"members"`
 	CreatedAt time.Time `json:"created_at"`
+}
+
+// RenameGroupRequest gives a group a new name. Everything that names the
+// group (grants, overrides, assignments, includes, enrollment tokens)
+// follows it.
+type RenameGroupRequest struct {
+	Name string `json:"name"`
+}
+
+// SetSelectorRequest replaces a group's label selector ("k=v,k2=v2"; empty
+// removes it).
+type SetSelectorRequest struct {
+	Selector string `json:"selector"`
+}
+
+// SelectorChange is what a selector change did, or (DryRun) would do.
+type SelectorChange struct {
+	// Group is the group after the change (as it would be, on a dry run).
+	Group Group `json:"group"`
+	// Added and Removed are the devices that join and leave the group
+	// (directly or through it, its parent groups too). Sorted, never null.
+	Added   []string `json:"added"`
+	Removed []string `json:"removed"`
+	DryRun  bool     `json:"dry_run"`
 }
 
 // DevicesRequest names devices to add to or remove from a group.

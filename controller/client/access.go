@@ -26,6 +26,12 @@ func (c *Client) ListUsers(ctx context.Context) ([]apiv1.User, error) {
 	return list[apiv1.User](ctx, c, http.MethodGet, "/users", nil)
 }
 
+// LookupUser asks whether an active user of that name exists (to share a
+// group with them); 404 when none does. The answer holds the name only.
+func (c *Client) LookupUser(ctx context.Context, name string) (*apiv1.UserName, error) {
+	return call[apiv1.UserName](ctx, c, http.MethodGet, "/users/lookup?"+url.Values{"name": {name}}.Encode(), nil)
+}
+
 // DisableUser disables a user.
 func (c *Client) DisableUser(ctx context.Context, name string) (*apiv1.User, error) {
 	return call[apiv1.User](ctx, c, http.MethodPost, "/users/"+esc(name)+"/disable", nil)

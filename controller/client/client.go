@@ -273,9 +273,30 @@ func (c *Client) GetGroup(ctx context.Context, name string) (*apiv1.Group, error
 	return call[apiv1.Group](ctx, c, http.MethodGet, "/groups/"+esc(name), nil)
 }
 
-// DeleteGroup deletes a device group.
-func (c *Client) DeleteGroup(ctx context.Context, name string) error {
-	return c.do(ctx, http.MethodDelete, "/groups/"+esc(name), nil, nil)
+// DeleteGroup deletes a device group. A group that carries a sideload
+// override, grants, app assignments or is included by another group is
+// refused (409, naming them) unless force is set.
+func (c *Client) DeleteGroup(ctx context.Context, name string, force bool) error {
+	path := "/groups/" + esc(name)
+	if force {
+		path += "?force=true"
+	}
+	return c.do(ctx, http.MethodDelete, path, nil, nil)
+}
+
+// RenameGroup renames a device group.
+func (c *Client) RenameGroup(ctx context.Context, name, newName string) (*apiv1.Group, error) {
+	return call[apiv1.Group](ctx, c, http.MethodPost, "/groups/"+esc(name)+"/rename", apiv1.RenameGroupRequest{Name: newName})
+}
+
+// SetGroupSelector replaces a group's label selector; with dryRun it only
+// answers what the change would do.
+func (c *Client) SetGroupSelector(ctx context.Context, name, selector string, dryRun bool) (*apiv1.SelectorChange, error) {
+	path := "/groups/" + esc(name) + "/selector"
+	if dryRun {
+		path += "?dry_run=true"
+	}
+	return call[apiv1.SelectorChange](ctx, c, http.MethodPut, path, apiv1.SetSelectorRequest{Selector: selector})
 }
 
 // AddGroupDevices adds devices to a group directly.

@@ -95,7 +95,7 @@ var catalogue = []ActionInfo{
 	{DeviceGroupView, ResourceDeviceGroup, "see the group: its selector, direct members, included groups and all member devices"},
 	{DeviceGroupManageMembers, ResourceDeviceGroup, "add and remove devices, change the selector, include and exclude child groups"},
 	{DeviceGroupShare, ResourceDeviceGroup, "share a template (shareable) role on the group with other users or teams, within one's own rights"},
-	{DeviceGroupDelete, ResourceDeviceGroup, "delete the group (its devices stay enrolled)"},
+	{DeviceGroupDelete, ResourceDeviceGroup, "rename or delete the group (its devices stay enrolled)"},
 
 	{DeviceView, ResourceDevice, "see the device: labels, groups, status, apps and security events"},
 	{DeviceAppInstall, ResourceDevice, "assign, upgrade and remove managed app versions on the device (together with app:deploy on the app)"},

@@ -229,7 +229,8 @@ const (
 	RoleOperator        = "operator"
 	RoleViewer          = "viewer"
 	// RoleGroupOwner is the template given to the creator of a device group,
-	// on that group: view it, manage its members, share it.
+	// on that group: view it, manage its members and selector, share it,
+	// rename and delete it.
 	RoleGroupOwner = "group-owner"
 )
 
@@ -278,8 +279,8 @@ var builtinRoles = []Role{
 	},
 	{
 		Name:        RoleGroupOwner,
-		Description: "given to a group's creator on that group: view it, manage its members, share it; nothing beyond (template)",
-		Actions:     []Action{DeviceGroupView, DeviceGroupManageMembers, DeviceGroupShare},
+		Description: "given to a group's creator on that group: view it, manage its members and selector, share it, rename and delete it; nothing on its devices beyond (template)",
+		Actions:     []Action{DeviceGroupView, DeviceGroupManageMembers, DeviceGroupShare, DeviceGroupDelete},
 		Shareable:   true,
 	},
 }

@@ -108,7 +108,8 @@ func joinActions(as []Action) string {
 }
 
 // OwnerGrant is the grant the creator of a device group receives on it: the
-// built-in group-owner template (view, manage members, share), nothing more.
+// built-in group-owner template (view, manage members, share, rename and
+// delete), nothing more.
 func OwnerGrant(id, creator, group string) Grant {
 	return Grant{ID: id, Subject: UserSubject(creator), Role: RoleGroupOwner, Scope: GroupScope(group)}
 }
