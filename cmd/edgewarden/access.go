@@ -44,7 +44,7 @@ func (a *app) simple(use, short, example string, nargs cobra.PositionalArgs, fn 
 func (a *app) usersCmd() *cobra.Command {
 	return group("users", "Invite, activate, list, disable and delete users",
 		"  edgewarden users invite bob\n  edgewarden users activate TOKEN --password-stdin < pw.txt\n  edgewarden users ls",
-		a.usersInviteCmd(), a.usersActivateCmd(),
+		a.usersInviteCmd(), a.usersActivateCmd(), a.usersLookupCmd(),
 		a.simple("ls", "List users", "  edgewarden users ls -o json", cobra.NoArgs, func(cmd *cobra.Command, cl *client.Client, _ []string) error {
 			us, err := cl.ListUsers(cmd.Context())
 			if err != nil {
@@ -71,6 +71,20 @@ func (a *app) usersCmd() *cobra.Command {
 			return a.emit(map[string]any{"name": argv[0], "deleted": true}, func(w *tabwriter.Writer) { fmt.Fprintf(w, "Deleted user %s.\n", argv[0]) })
 		}),
 	)
+}
+
+// usersLookupCmd asks whether an active user exists, for sharing a group
+// with them; the answer is the name, nothing more.
+func (a *app) usersLookupCmd() *cobra.Command {
+	return a.simple("lookup NAME", "Check that an active user of that name exists (to share a group with them)",
+		"  edgewarden users lookup bob\n  edgewarden share --group line-1 --user bob --role group-owner", cobra.ExactArgs(1),
+		func(cmd *cobra.Command, cl *client.Client, argv []string) error {
+			u, err := cl.LookupUser(cmd.Context(), argv[0])
+			if err != nil {
+				return fmt.Errorf("look up user %s: %w", argv[0], err)
+			}
+			return a.emit(u, func(w *tabwriter.Writer) { fmt.Fprintf(w, "%s is an active user.\n", u.Name) })
+		})
 }
 
 func (a *app) usersInviteCmd() *cobra.Command {

@@ -14,6 +14,7 @@ func (a *app) groupsCmd() *cobra.Command {
 	return group("groups", "Manage device groups: members, selectors, included groups",
 		"  edgewarden groups create line-1 --selector line=1\n  edgewarden groups add line-1 press-01 press-02\n  edgewarden groups include plant-a line-1",
 		a.groupsCreateCmd(), a.groupsListCmd(), a.groupsShowCmd(), a.groupsDeleteCmd(),
+		a.groupsRenameCmd(), a.groupsSetSelectorCmd(),
 		a.groupsChangeCmd("add NAME DEVICE..", "Add devices to a group directly", "  edgewarden groups add line-1 press-01 press-02",
 			"add devices to group", func(ctx context.Context, c *client.Client, argv []string) (*apiv1.Group, error) {
 				return c.AddGroupDevices(ctx, argv[0], argv[1:])
@@ -130,18 +131,24 @@ func (a *app) groupsShowCmd() *cobra.Command {
 }
 
 func (a *app) groupsDeleteCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:     "delete NAME",
+	var force bool
+	c := &cobra.Command{
+		Use:     "delete NAME [--force]",
 		Aliases: []string{"rm"},
 		Short:   "Delete a device group",
-		Example: "  edgewarden groups delete line-1",
+		Long: `delete removes a device group; its devices stay enrolled. A group that carries
+what others rely on (a sideload override, grants to others, app assignments,
+inclusion in another group) is refused with the list of what would go; --force
+deletes it with all of that, if you could remove each of those yourself. The
+audit entry names everything removed.`,
+		Example: "  edgewarden groups delete line-1\n  edgewarden groups delete line-1 --force",
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			cl, err := a.client()
 			if err != nil {
 				return err
 			}
-			if err := cl.DeleteGroup(cmd.Context(), argv[0], false); err != nil {
+			if err := cl.DeleteGroup(cmd.Context(), argv[0], force); err != nil {
 				return fmt.Errorf("delete group %s: %w", argv[0], err)
 			}
 			return a.emit(map[string]any{"name": argv[0], "deleted": true}, func(w *tabwriter.Writer) {
@@ -149,6 +156,56 @@ func (a *app) groupsDeleteCmd() *cobra.Command {
 			})
 		},
 	}
+	c.Flags().BoolVar(&force, "force", false, "delete the group with its sideload override, grants, app assignments and inclusions")
+	return c
+}
+
+func (a *app) groupsRenameCmd() *cobra.Command {
+	return a.groupsChangeCmd("rename OLD NEW", "Rename a device group (grants, overrides, assignments and tokens follow it)",
+		"  edgewarden groups rename line-1 press-line-1", "rename group",
+		func(ctx context.Context, c *client.Client, argv []string) (*apiv1.Group, error) {
+			return c.RenameGroup(ctx, argv[0], argv[1])
+		}, -2)
+}
+
+func (a *app) groupsSetSelectorCmd() *cobra.Command {
+	var dryRun bool
+	c := &cobra.Command{
+		Use:   "set-selector NAME EXPR [--dry-run]",
+		Short: "Replace a group's label selector (\"\" removes it); --dry-run shows what it would match",
+		Long: `set-selector replaces the group's label selector (k=v,k2=v2: every pair must
+match; "" removes it) and prints the devices that join and leave the group.
+Every device a selector adds needs device:manage, as adding it by name does.
+--dry-run prints the same, and changes nothing.`,
+		Example: "  edgewarden groups set-selector presses role=press,site=plant-a --dry-run\n  edgewarden groups set-selector presses role=press,site=plant-a",
+		Args:    args(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			cl, err := a.client()
+			if err != nil {
+				return err
+			}
+			ch, err := cl.SetGroupSelector(cmd.Context(), argv[0], argv[1], dryRun)
+			if err != nil {
+				return fmt.Errorf("set selector of group %s: %w", argv[0], err)
+			}
+			return a.emit(ch, func(w *tabwriter.Writer) {
+				verb := "Set"
+				if ch.DryRun {
+					verb = "Would set (dry run, nothing changed):"
+				}
+				sel := ch.Group.Selector
+				if sel == "" {
+					sel = "none"
+				}
+				fmt.Fprintf(w, "%s selector of group %s to %s.\n", verb, ch.Group.Name, sel)
+				row(w, "Joining:", listString(ch.Added))
+				row(w, "Leaving:", listString(ch.Removed))
+				row(w, "Members:", listString(ch.Group.Members))
+			})
+		},
+	}
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "only show which devices the selector would add and remove")
+	return c
 }
 
 // groupsChangeCmd builds a command that changes a group and prints it.

@@ -60,7 +60,7 @@ type User struct {
 // exists. It holds the name only: nothing of the user's state, teams or
 // grants.
 type UserName struct {
-	Name string `json:"name"`
+	Name string `json:"name"` // The user's name, as asked.
 }
 
 // InviteRequest invites a user. TTLSeconds is how long the activation token

@@ -188,13 +188,13 @@ type Group struct {
 // group (grants, overrides, assignments, includes, enrollment tokens)
 // follows it.
 type RenameGroupRequest struct {
-	Name string `json:"name"`
+	Name string `json:"name" openapi:"maxLength=63"` // The new name: 1-63 characters a-z, 0-9, '.', '_' or '-'.
 }
 
 // SetSelectorRequest replaces a group's label selector ("k=v,k2=v2"; empty
 // removes it).
 type SetSelectorRequest struct {
-	Selector string `json:"selector"`
+	Selector string `json:"selector"` // The label selector, k=v,k2=v2 (every pair must match); empty removes it.
 }
 
 // SelectorChange is what a selector change did, or (DryRun) would do.
@@ -205,7 +205,7 @@ type SelectorChange struct {
 	// (directly or through it, its parent groups too). Sorted, never null.
 	Added   []string `json:"added"`
 	Removed []string `json:"removed"`
-	DryRun  bool     `json:"dry_run"`
+	DryRun  bool     `json:"dry_run"` // True: a preview; nothing changed.
 }
 
 // DevicesRequest names devices to add to or remove from a group.
