@@ -119,7 +119,8 @@ func TestDecide(t *testing.T) {
 		{"grants flow down, not up", "bob", DeviceGroupManageMembers, plant, false, "~no grant"},
 		{"group action on an included group", "alice", DeviceGroupManageMembers, cell3, true,
 			"allowed: grant g-4 to user alice → role group-owner → scope device-group line-1 → via group line-1 ⊃ device-group cell-3"},
-		{"group-owner gives nothing beyond", "alice", DeviceGroupDelete, line1, false, "~no grant"},
+		{"group-owner gives nothing beyond", "alice", DeviceSideload, line1, false, "~no grant"},
+		{"group-owner deletes and renames the group", "alice", DeviceGroupDelete, line1, true, "~role group-owner"},
 		{"device action on a group", "alice", DeviceAppOperate, cell3, true, "~scope device-group line-1"},
 		{"device action on a parent group", "alice", DeviceAppOperate, plant, false, "~no grant"},
 		{"group action on a device", "alice", DeviceGroupView, d7, false, "~does not apply"},
@@ -166,7 +167,7 @@ func TestDecide(t *testing.T) {
 func TestPermissionsAddUp(t *testing.T) {
 	e := mustCompile(t, testInput())
 	got := e.Permissions("alice", testHier.Group("line-1"))
-	want := []Action{DeviceGroupView, DeviceGroupManageMembers, DeviceGroupShare,
+	want := []Action{DeviceGroupView, DeviceGroupManageMembers, DeviceGroupShare, DeviceGroupDelete,
 		DeviceView, DeviceAppOperate, DeviceAppAccess, DeviceLogs}
 	if strings.Join(toStrings(got), ",") != strings.Join(toStrings(want), ",") {
 		t.Errorf("alice on line-1: %v, want %v (team operator + own group-owner)", got, want)
@@ -335,7 +336,7 @@ func TestBuiltinRoles(t *testing.T) {
 		t.Errorf("admin has %d actions, the catalogue %d", len(roles[RoleAdmin].Actions), len(Actions()))
 	}
 	owner := roles[RoleGroupOwner]
-	if !owner.Shareable || strings.Join(toStrings(owner.Actions), ",") != "device-group:view,device-group:manage-members,device-group:share" {
+	if !owner.Shareable || strings.Join(toStrings(owner.Actions), ",") != "device-group:view,device-group:manage-members,device-group:share,device-group:delete" {
 		t.Errorf("group-owner = %+v", owner)
 	}
 	// BuiltinRoles returns copies.

@@ -77,7 +77,7 @@ func TestShareGivesOnlyTheTemplate(t *testing.T) {
 	in.Grants = append(in.Grants, Grant{ID: "g-50", Subject: UserSubject("mallory"), Role: RoleGroupOwner, Scope: GroupScope("line-1")})
 	e = mustCompile(t, in)
 	got := e.Permissions("mallory", line1)
-	if strings.Join(toStrings(got), ",") != "device-group:view,device-group:manage-members,device-group:share" {
+	if strings.Join(toStrings(got), ",") != "device-group:view,device-group:manage-members,device-group:share,device-group:delete" {
 		t.Errorf("mallory on line-1 after share: %v", got)
 	}
 	if e.Allowed("mallory", DeviceGroupShare, testHier.Group("line-2")) || e.Allowed("mallory", DeviceView, d7) {
