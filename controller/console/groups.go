@@ -161,7 +161,9 @@ func (c *Console) groupDelete(rq *request) error {
 	if rq.r.PostForm.Get("confirm") != name {
 		return &client.Error{Status: http.StatusBadRequest, Message: "Type the group's name (" + name + ") to confirm the delete; nothing was deleted."}
 	}
-	if err := rq.api.DeleteGroup(rq.ctx(), name); err != nil {
+	// The page listed what goes with the group and the user typed its
+	// name: that is the explicit --force of the CLI.
+	if err := rq.api.DeleteGroup(rq.ctx(), name, true); err != nil {
 		return err
 	}
 	return redirect(rq, "/groups", "Group "+name+" deleted.")
