@@ -301,6 +301,20 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("overview counts %s devices, want 2", n)
 	}
 	c.screenshot("overview")
+
+	// Readable on a tablet (820 × 1180, portrait): the main pages need no
+	// sideways scrolling.
+	c.do(chromedp.EmulateViewport(820, 1180, chromedp.EmulatePortrait))
+	for _, path := range []string{"/", "/devices/press-01", "/groups/line-1", "/apps/web", "/security"} {
+		c.open(path)
+		if w := eval[int](c, `document.documentElement.scrollWidth - window.innerWidth`); w > 0 {
+			t.Errorf("on a tablet, %s is %d px wider than the screen", path, w)
+		}
+		if path == "/" {
+			c.screenshot("overview-tablet")
+		}
+	}
+	c.do(chromedp.EmulateViewport(1280, 900))
 	c.open("/security/audit?since=24h")
 	c.waitText("#audit", "app.assign", 10*time.Second)
 	c.screenshot("audit")
