@@ -26,6 +26,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/edgewarden/edgewarden/agent/apply"
+	"github.com/edgewarden/edgewarden/agent/apps"
 	"github.com/edgewarden/edgewarden/agent/identity"
 	"github.com/edgewarden/edgewarden/agent/link"
 	"github.com/edgewarden/edgewarden/agent/localapi"
@@ -52,16 +53,25 @@ const DefaultSocket = "/run/edgewarden/agent.sock"
 // AppsDir returns the default apps directory for a state directory.
 func AppsDir(stateDir string) string { return filepath.Join(stateDir, "apps") }
 
-// AppReconciler brings the device's apps in line with a policy; the app
-// installer implements it. Reconcile is called from one goroutine, with
-// the policy in force after every apply (and once at start when a policy
-// is stored); it may take long and should return when ctx is done. If a
-// newer policy arrives meanwhile, only the latest is passed next.
-// Apps reports the state of every app, for status reports.
+// AppReconciler brings the device's apps in line with a policy; agent/apps
+// implements it. Run is the device's one reconcile loop (Agent.Run starts
+// it): it passes towards the latest policy handed to Submit, retries what
+// failed, and calls passed after every pass that completed. Submit is
+// called with the policy in force after every apply (and once at start
+// when a policy is stored); it never blocks, and a newer policy pre-empts
+// a pass still downloading. Progress is the loop's phase and when it last
+// made progress: the systemd watchdog is fed only while a phase other than
+// idle keeps progressing (Options.StallTimeout). Apps reports the state of
+// every app, for status reports.
 type AppReconciler interface {
-	Reconcile(ctx context.Context, p *apply.Policy) error
+	Run(ctx context.Context, passed func(p *apply.Policy))
+	Submit(p *apply.Policy)
+	Progress() (phase string, revision uint64, last time.Time)
 	Apps() []protocol.AppStatus
 }
+
+// DefaultStallTimeout is Options.StallTimeout's default.
+const DefaultStallTimeout = 10 * time.Minute
 
 // Options configure an Agent.
 type Options struct {
@@ -113,6 +123,12 @@ type Options struct {
 	// SideloadScanInterval is the sideload guard's full-scan interval.
 	// Zero means 5 minutes.
 	SideloadScanInterval time.Duration
+	// StallTimeout is how long a reconcile phase may go without progress
+	// (a phase change, bytes of a download) before the agent stops feeding
+	// the systemd watchdog, so that systemd restarts it. It must exceed the
+	// longest step that shows no progress (a driver command: 30s). Zero
+	// means 10m.
+	StallTimeout time.Duration
 	// Runtime, if set and Apps is nil, makes New build the app runtime:
 	// the reconciler (agent/apps) with the process and systemd drivers,
 	// its staging, data and log directories next to AppsDir and in
@@ -142,8 +158,10 @@ type Agent struct {
 	changed   chan struct{} // an apply, refresh or rejection: report status
 	connected chan struct{} // the link (re)connected
 	drain     chan struct{} // the outbox has more to send, or room to send it
-	reconcile chan *apply.Policy
 	intervals chan intervals // a config reload changed the timers
+	// stalled is the phase the watchdog last found stuck ("" if none);
+	// Run's goroutine only.
+	stalled string
 
 	runMu   sync.Mutex
 	running bool
@@ -190,6 +208,9 @@ func New(ctx context.Context, opts Options) (a *Agent, err error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.StallTimeout <= 0 {
+		opts.StallTimeout = DefaultStallTimeout
+	}
 	id, err := identity.Load(opts.StateDir)
 	if err != nil {
 		return nil, err
@@ -222,7 +243,6 @@ func New(ctx context.Context, opts Options) (a *Agent, err error) {
 		connected: make(chan struct{}, 1),
 		drain:     make(chan struct{}, 1),
 		intervals: make(chan intervals, 1),
-		reconcile: make(chan *apply.Policy, 1),
 	}
 	if opts.Runtime != nil && opts.Apps == nil {
 		a.rt, err = newAppRuntime(opts.StateDir, opts.AppsDir, id, tlsConf, *opts.Runtime, a.log, a.NotifyStatus)
@@ -351,14 +371,11 @@ func (a *Agent) afterHandle(res apply.Result) bool {
 	case apply.Applied:
 		p := a.applier.Current()
 		a.log.Info("applied", "revision", res.Revision, "expires_at", p.ExpiresAt)
-		select { // latest wins
-		case <-a.reconcile:
-		default:
-		}
-		a.reconcile <- p
 		if a.opts.Apps == nil {
 			a.guard.Recheck() // the sideload ban or the publisher keys may have changed
-		} // else reconcileLoop rechecks once the reconciler acted on p (an unassigned app is removed, not quarantined)
+		} else {
+			a.opts.Apps.Submit(p) // the loop rechecks once it acted on p (an unassigned app is removed, not quarantined)
+		}
 		notify(a.changed)
 	case apply.Refreshed:
 		a.log.Info("refreshed", "revision", res.Revision, "expires_at", a.applier.Current().ExpiresAt)
@@ -417,14 +434,21 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.log.Info("metrics listening", "addr", ln.Addr().String())
 	}
 	if p := a.applier.Current(); p != nil {
-		a.reconcile <- p
+		if a.opts.Apps != nil {
+			a.opts.Apps.Submit(p)
+		}
 	} else {
 		a.log.Info("no desired state applied yet; local access is denied until one arrives")
 	}
-	if a.rt != nil {
-		wg.Go(func() { a.rt.rec.Run(ctx) }) // retries failed installs
+	if a.opts.Apps != nil {
+		wg.Go(func() {
+			a.opts.Apps.Run(ctx, func(*apply.Policy) {
+				a.guard.Recheck() // the ban, the keys or the managed apps may have changed
+				notify(a.changed) // report the apps' new states
+			})
+		})
 	}
-	wg.Add(3)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		a.link.Run(ctx)
@@ -432,10 +456,6 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		a.guard.Run(ctx) // never fails; logs and reports what goes wrong
-	}()
-	go func() {
-		defer wg.Done()
-		a.reconcileLoop(ctx)
 	}()
 
 	heartbeat := time.NewTimer(jitter(a.opts.HeartbeatInterval))
@@ -445,7 +465,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	// Under systemd (Type=notify): ready once the last good document is in
 	// force and the loops run, even before the broker answers, since the
 	// agent enforces that document offline. The watchdog is fed from this
-	// loop, so a wedged main loop gets the service restarted.
+	// loop, and only while the reconcile loop makes progress (watchdogOK),
+	// so a wedged main loop or a stuck phase gets the service restarted.
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
 	var watchdog <-chan time.Time
 	if d, err := daemon.SdWatchdogEnabled(false); err == nil && d > 0 {
@@ -460,7 +481,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
 			return nil
 		case <-watchdog:
-			_, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog)
+			if a.watchdogOK() {
+				_, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog)
+			}
 		case <-a.connected:
 			if first {
 				first = false
@@ -516,22 +539,27 @@ func (a *Agent) SetIntervals(heartbeat, outbox time.Duration) {
 	}
 }
 
-func (a *Agent) reconcileLoop(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case p := <-a.reconcile:
-			if a.opts.Apps == nil {
-				continue
-			}
-			if err := a.opts.Apps.Reconcile(ctx, p); err != nil && ctx.Err() == nil {
-				a.log.Error("reconcile apps", "revision", p.Revision, "err", err)
-			}
-			a.guard.Recheck() // the ban, the keys or the managed apps may have changed
-			notify(a.changed) // report the apps' new states
-		}
+// watchdogOK reports whether the reconcile loop is making progress: idle,
+// or in a phase that progressed within StallTimeout. A stuck phase is
+// logged once; the watchdog then goes unfed and systemd restarts the agent
+// (Restart=always, WatchdogSec= in the unit), which resumes from its
+// recorded state.
+func (a *Agent) watchdogOK() bool {
+	if a.opts.Apps == nil {
+		return true
 	}
+	phase, rev, last := a.opts.Apps.Progress()
+	stuck := phase != apps.PhaseIdle && time.Since(last) > a.opts.StallTimeout // the reconciler's clock
+	if !stuck {
+		a.stalled = ""
+		return true
+	}
+	if a.stalled != phase {
+		a.stalled = phase
+		a.log.Error("reconcile loop made no progress; no longer feeding the systemd watchdog, so systemd restarts the agent",
+			"phase", phase, "revision", rev, "since", last, "stall_timeout", a.opts.StallTimeout)
+	}
+	return false
 }
 
 func revisionOf(p *apply.Policy) uint64 {

@@ -24,6 +24,19 @@
 //     cannot be started, the previous one is made current again and
 //     restarted. Apps are installed in dependency order.
 //
+// The loop: Run is the device's one reconcile loop. Submit hands it each
+// newly applied policy; it runs one pass at a time, towards the latest
+// policy, and passes again when a failed install is due for a retry. A pass
+// goes through explicit phases (Progress): removing, starting (kept apps),
+// then per install pending → downloading → verifying → installing →
+// switching (stop the old version, start the new one). A newer policy
+// pre-empts a pass that is still fetching or checking: its context is
+// cancelled, the download stops (what was received stays in staging and is
+// resumed if the same artifact is wanted again), and the next pass starts
+// on the new policy at once. A switch that has begun is never cut short: it
+// runs on a context without cancellation (every driver command has its own
+// timeout), so an app is never left stopped half-way.
+//
 // Failures: a download or disk failure (install.ErrDownload, ErrInstall) is
 // retried with exponential backoff (Run owns the retry timer); a manifest
 // that fails verification or an artifact that does not match
@@ -50,6 +63,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"os"
@@ -94,6 +108,16 @@ type Options struct {
 	Now func() time.Time
 }
 
+// Phases of the reconcile loop (Progress).
+const (
+	PhaseIdle      = "idle"      // waiting for a policy or a due retry
+	PhaseRemoving  = "removing"  // stopping and deleting unassigned apps
+	PhaseStarting  = "starting"  // starting installed apps nothing runs
+	PhaseSwitching = "switching" // stopping the old version, starting the new
+	// and the installer's steps: protocol.AppPending, AppDownloading,
+	// AppVerifying, AppInstalling.
+)
+
 // Reconciler implements the agent's AppReconciler and the local API's Apps.
 // Reconcile runs one pass; Run owns the retry timer. Passes are serialised.
 type Reconciler struct {
@@ -108,6 +132,15 @@ type Reconciler struct {
 	policy *apply.Policy
 	apps   map[string]*entry
 	wake   chan struct{}
+	// pending is the policy Submit handed in and Run has not taken yet;
+	// cancelPass pre-empts the pass in flight (nil: none). Guarded by mu.
+	pending    *apply.Policy
+	cancelPass context.CancelFunc
+	// phase of the loop and when it last made progress (a phase change,
+	// bytes of a download). Guarded by mu.
+	phase    string
+	phaseRev uint64
+	lastStep time.Time
 }
 
 // entry is what the reconciler knows of one app name. Guarded by mu.
@@ -155,11 +188,12 @@ func New(opts Options) (*Reconciler, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	r := &Reconciler{opts: opts, log: opts.Logger, apps: make(map[string]*entry), wake: make(chan struct{}, 1)}
+	r := &Reconciler{opts: opts, log: opts.Logger, apps: make(map[string]*entry), wake: make(chan struct{}, 1),
+		phase: PhaseIdle, lastStep: opts.Now()}
 	in, err := install.New(install.Options{
 		AppsDir:    opts.AppsDir,
 		StagingDir: opts.StagingDir,
-		Fetch:      opts.Fetch,
+		Fetch:      r.fetch,
 		Progress:   r.progress,
 		Logger:     opts.Logger,
 	})
@@ -199,11 +233,52 @@ func (r *Reconciler) update(name string, f func(e *entry)) {
 	r.changed()
 }
 
+// Progress is the loop's current phase (one of the Phase constants or an
+// installer step) and when it last made progress. The agent feeds the
+// systemd watchdog only while a phase other than idle keeps progressing.
+func (r *Reconciler) Progress() (phase string, revision uint64, last time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.phase, r.phaseRev, r.lastStep
+}
+
+// setPhase enters a phase (progress). Call without mu.
+func (r *Reconciler) setPhase(phase string) {
+	r.mu.Lock()
+	r.phase, r.lastStep = phase, r.opts.Now()
+	r.mu.Unlock()
+}
+
+// fetch is Options.Fetch whose bodies count as progress as bytes arrive.
+func (r *Reconciler) fetch(ctx context.Context, digest string, offset int64) (io.ReadCloser, error) {
+	rc, err := r.opts.Fetch(ctx, digest, offset)
+	if err != nil {
+		return nil, err
+	}
+	return progressReader{rc, r}, nil
+}
+
+type progressReader struct {
+	io.ReadCloser
+	r *Reconciler
+}
+
+func (p progressReader) Read(b []byte) (int, error) {
+	n, err := p.ReadCloser.Read(b)
+	if n > 0 {
+		p.r.mu.Lock()
+		p.r.lastStep = p.r.opts.Now()
+		p.r.mu.Unlock()
+	}
+	return n, err
+}
+
 // progress receives the installer's steps.
 func (r *Reconciler) progress(p install.Progress) {
 	switch p.State {
 	case protocol.AppPending, protocol.AppDownloading, protocol.AppVerifying, protocol.AppInstalling:
 		r.mu.Lock()
+		r.phase, r.lastStep = p.State, r.opts.Now()
 		e := r.entryLocked(p.Name)
 		same := e.phase == p.State && e.target == p.Version
 		e.phase, e.target, e.reason = p.State, p.Version, ""
@@ -214,9 +289,9 @@ func (r *Reconciler) progress(p install.Progress) {
 	}
 }
 
-// Reconcile implements the agent's AppReconciler: one pass towards p. It
-// returns when the pass is done (or ctx is); failed installs are reported
-// in Apps and retried by Run.
+// Reconcile runs one pass towards p now (p becomes the policy retries
+// use) and returns when it is done or ctx is. Passes never overlap. The
+// agent uses Submit and Run instead; Reconcile serves one-shot callers.
 func (r *Reconciler) Reconcile(ctx context.Context, p *apply.Policy) error {
 	if p == nil || p.Doc == nil {
 		return nil
@@ -229,6 +304,23 @@ func (r *Reconciler) Reconcile(ctx context.Context, p *apply.Policy) error {
 	return err
 }
 
+// Submit hands Run a newly applied policy. It never blocks: only the
+// latest submitted policy is kept, and a pass in flight is pre-empted
+// (see the package comment) so the loop turns to p at once.
+func (r *Reconciler) Submit(p *apply.Policy) {
+	if p == nil || p.Doc == nil {
+		return
+	}
+	r.mu.Lock()
+	r.pending = p
+	cancel := r.cancelPass
+	r.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	notify(r.wake)
+}
+
 func notify(ch chan struct{}) {
 	select {
 	case ch <- struct{}{}:
@@ -236,27 +328,59 @@ func notify(ch chan struct{}) {
 	}
 }
 
-// Run retries failed installs when their backoff ends, until ctx is done.
-func (r *Reconciler) Run(ctx context.Context) {
+// Run is the device's one reconcile loop (see the package comment): a
+// pass on every submitted policy, and again when a failed install is due,
+// until ctx is done. passed, if not nil, is called after every pass that
+// was not pre-empted (the agent re-checks the sideload guard and reports).
+func (r *Reconciler) Run(ctx context.Context, passed func(p *apply.Policy)) {
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
-		t.Reset(r.nextRetry())
-		select {
-		case <-ctx.Done():
-			return
-		case <-r.wake:
-			continue
-		case <-t.C:
-		}
+		passCtx, cancel := context.WithCancel(ctx)
+		// Taking the pending policy and publishing the pass's cancel in
+		// one critical section: a Submit either is seen here or cancels
+		// this pass.
 		r.mu.Lock()
-		p := r.policy
+		p, submitted := r.pending, r.pending != nil
+		if submitted {
+			r.policy, r.pending = p, nil
+		} else {
+			p = r.policy
+		}
+		due := p != nil && (submitted || r.nextRetryLocked() == 0)
+		if due {
+			r.cancelPass = cancel
+			r.phase, r.phaseRev, r.lastStep = PhaseStarting, p.Revision, r.opts.Now()
+		}
 		r.mu.Unlock()
-		if p == nil {
+		if !due {
+			cancel()
+			t.Reset(r.nextRetry())
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.wake:
+			case <-t.C:
+			}
 			continue
 		}
-		if err := r.pass(ctx, p); err != nil && ctx.Err() == nil {
-			r.log.Error("reconcile apps (retry)", "revision", p.Revision, "err", err)
+		err := r.pass(passCtx, p)
+		preempted := passCtx.Err() != nil && ctx.Err() == nil
+		r.mu.Lock()
+		r.cancelPass = nil
+		r.phase, r.lastStep = PhaseIdle, r.opts.Now()
+		r.mu.Unlock()
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case preempted:
+			r.log.Info("newer desired state pre-empted the reconcile pass", "revision", p.Revision)
+		case err != nil:
+			r.log.Error("reconcile apps", "revision", p.Revision, "err", err)
+		}
+		if !preempted && passed != nil {
+			passed(p)
 		}
 	}
 }
@@ -265,6 +389,10 @@ func (r *Reconciler) Run(ctx context.Context) {
 func (r *Reconciler) nextRetry() time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.nextRetryLocked()
+}
+
+func (r *Reconciler) nextRetryLocked() time.Duration {
 	d := time.Hour
 	now := r.opts.Now()
 	for _, e := range r.apps {
@@ -291,13 +419,18 @@ func (r *Reconciler) pass(ctx context.Context, p *apply.Policy) error {
 	if err != nil {
 		return fmt.Errorf("list installed apps: %w", err)
 	}
+	// Removing and starting run to the end once begun (a newer policy
+	// pre-empts only fetching and checking): steady is ctx without its
+	// cancellation; every driver command has its own timeout.
+	steady := context.WithoutCancel(ctx)
 	// Sideloaded apps are not the document's to remove (local.go).
-	side := r.sideloadedApps(ctx, p, installed, desired)
+	side := r.sideloadedApps(steady, p, installed, desired)
 
 	// Removed.
+	r.setPhase(PhaseRemoving)
 	for _, name := range slices.Sorted(maps.Keys(installed)) {
 		if _, ok := desired[name]; !ok {
-			if err := r.remove(ctx, name); err != nil {
+			if err := r.remove(steady, name); err != nil {
 				r.log.Error("remove unassigned app", "app", name, "err", err)
 			} else {
 				delete(installed, name)
@@ -315,6 +448,7 @@ func (r *Reconciler) pass(ctx context.Context, p *apply.Policy) error {
 	r.mu.Unlock()
 
 	// Kept: the installed current version of each assigned app runs.
+	r.setPhase(PhaseStarting)
 	var pending []string
 	for _, name := range slices.Sorted(maps.Keys(desired)) {
 		a := desired[name]
@@ -323,7 +457,7 @@ func (r *Reconciler) pass(ctx context.Context, p *apply.Policy) error {
 			if err != nil {
 				r.log.Error("read installed app", "app", name, "err", err)
 			} else {
-				r.keep(ctx, cur, keys[manifestPublisherOf(cur.Manifest)])
+				r.keep(steady, cur, keys[manifestPublisherOf(cur.Manifest)])
 				if cur.Version == a.Version && string(cur.Manifest) == string(a.Manifest) {
 					r.update(name, func(e *entry) { e.phase, e.target, e.reason, e.attempts, e.retryAt = "", "", "", 0, time.Time{} })
 					continue
@@ -531,14 +665,17 @@ func (r *Reconciler) installOne(ctx context.Context, a protocol.AppAssignment, k
 
 	if err := r.in.Install(ctx, a, keys); err != nil {
 		if ctx.Err() != nil {
-			return // shutting down: the next start resumes
+			return // pre-empted by a newer policy, or shutting down: the next pass resumes
 		}
 		retry := errors.Is(err, install.ErrDownload) || errors.Is(err, install.ErrInstall)
 		fail(err, retry)
 		return
 	}
 
-	// In place and current: stop the old version, start the new one.
+	// In place and current: stop the old version, start the new one. Once
+	// begun the switch is not pre-empted (see the package comment).
+	ctx = context.WithoutCancel(ctx)
+	r.setPhase(PhaseSwitching)
 	r.runMu.Lock()
 	r.stopAll(ctx, a.Name)
 	drv := r.opts.Drivers[m.Runtime]

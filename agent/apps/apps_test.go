@@ -205,7 +205,7 @@ func (f *fixture) start() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel, f.runDone = cancel, make(chan struct{})
-	go func() { defer close(f.runDone); f.rec.Run(ctx) }()
+	go func() { defer close(f.runDone); f.rec.Run(ctx, nil) }()
 	t.Cleanup(f.stop)
 }
 

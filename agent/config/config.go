@@ -57,6 +57,10 @@ type Config struct {
 	// controller's acknowledgement before they are sent again (doubling
 	// up to 10m), default 30s — restart.
 	AckTimeout time.Duration `yaml:"ack_timeout"`
+	// StallTimeout is how long a reconcile phase (download, install,
+	// app start...) may show no progress before the agent stops feeding
+	// the systemd watchdog so systemd restarts it, default 10m — restart.
+	StallTimeout time.Duration `yaml:"stall_timeout"`
 
 	// Metrics, if set, serves Prometheus /metrics and /healthz over plain
 	// HTTP on this address, e.g. 127.0.0.1:9465. Empty: off — restart.
@@ -167,7 +171,7 @@ func (c *Config) Validate() error {
 	if _, err := c.OutboxBytes(); err != nil {
 		return err
 	}
-	for key, d := range map[string]time.Duration{"heartbeat_interval": c.HeartbeatInterval, "outbox_interval": c.OutboxInterval, "sideload_scan_interval": c.SideloadScanInterval, "ack_timeout": c.AckTimeout} {
+	for key, d := range map[string]time.Duration{"heartbeat_interval": c.HeartbeatInterval, "outbox_interval": c.OutboxInterval, "sideload_scan_interval": c.SideloadScanInterval, "ack_timeout": c.AckTimeout, "stall_timeout": c.StallTimeout} {
 		if d < 0 || (d > 0 && d < 100*time.Millisecond) {
 			return fmt.Errorf("%s %s: give at least 100ms (or leave it out for the default)", key, d)
 		}

@@ -57,6 +57,7 @@ func newRunCmd() *cobra.Command {
 				Runtime:           &agent.RuntimeOptions{SystemdUnitDir: cfg.SystemdUnitDir, AppUser: cfg.AppUser},
 				OutboxLimit:       outboxLimit,
 				AckTimeout:        cfg.AckTimeout,
+				StallTimeout:      cfg.StallTimeout,
 				// Restart-only: read once here.
 				SideloadScanInterval: cfg.SideloadScanInterval,
 			})
