@@ -155,9 +155,9 @@ type Agent struct {
 	// reported (expiry.go); Run's goroutine only.
 	expiryReported time.Time
 
-	changed   chan struct{} // an apply, refresh or rejection: report status
-	connected chan struct{} // the link (re)connected
-	drain     chan struct{} // the outbox has more to send, or room to send it
+	changed   chan struct{}  // an apply, refresh or rejection: report status
+	connected chan struct{}  // the link (re)connected
+	drain     chan struct{}  // the outbox has more to send, or room to send it
 	intervals chan intervals // a config reload changed the timers
 	// stalled is the phase the watchdog last found stuck ("" if none);
 	// Run's goroutine only.
