@@ -42,7 +42,7 @@ func (a *app) simple(use, short, example string, nargs cobra.PositionalArgs, fn 
 // ---- users ----
 
 func (a *app) usersCmd() *cobra.Command {
-	return group("users", "Invite, activate, list, disable and delete users",
+	return group("users", "Invite, activate, list, disable, enable and delete users; reset passwords",
 		"  edgewarden users invite bob\n  edgewarden users activate TOKEN --password-stdin < pw.txt\n  edgewarden users ls",
 		a.usersInviteCmd(), a.usersActivateCmd(), a.usersLookupCmd(),
 		a.simple("ls", "List users", "  edgewarden users ls -o json", cobra.NoArgs, func(cmd *cobra.Command, cl *client.Client, _ []string) error {
@@ -64,6 +64,14 @@ func (a *app) usersCmd() *cobra.Command {
 			}
 			return a.emit(u, func(w *tabwriter.Writer) { fmt.Fprintf(w, "Disabled user %s.\n", u.Name) })
 		}),
+		a.simple("enable NAME", "Enable a disabled user again (its grants work again; old sessions stay ended)", "  edgewarden users enable bob", cobra.ExactArgs(1), func(cmd *cobra.Command, cl *client.Client, argv []string) error {
+			u, err := cl.EnableUser(cmd.Context(), argv[0])
+			if err != nil {
+				return fmt.Errorf("enable user %s: %w", argv[0], err)
+			}
+			return a.emit(u, func(w *tabwriter.Writer) { fmt.Fprintf(w, "Enabled user %s.\n", u.Name) })
+		}),
+		a.usersResetPasswordCmd(),
 		a.simple("delete NAME", "Delete a user with its grants and team memberships", "  edgewarden users delete bob", cobra.ExactArgs(1), func(cmd *cobra.Command, cl *client.Client, argv []string) error {
 			if err := cl.DeleteUser(cmd.Context(), argv[0]); err != nil {
 				return fmt.Errorf("delete user %s: %w", argv[0], err)
@@ -108,6 +116,32 @@ func (a *app) usersInviteCmd() *cobra.Command {
 token (only now: the controller keeps only its hash). Hand it to the user, who
 runs 'edgewarden users activate TOKEN --password-stdin'. The user can do
 nothing until granted a role.`
+	c.Flags().DurationVar(&ttl, "ttl", 0, "how long the activation token is valid (default 7 days)")
+	return c
+}
+
+func (a *app) usersResetPasswordCmd() *cobra.Command {
+	var ttl time.Duration
+	c := a.simple("reset-password NAME [--ttl D]", "Reset a user's password and print a new activation token", "  edgewarden users reset-password bob\n  edgewarden users reset-password bob --ttl 2h -o json", cobra.ExactArgs(1),
+		func(cmd *cobra.Command, cl *client.Client, argv []string) error {
+			if ttl < 0 || ttl%time.Second != 0 {
+				return usagef("--ttl must be a whole number of seconds (e.g. 2h)")
+			}
+			inv, err := cl.ResetPassword(cmd.Context(), argv[0], ttl)
+			if err != nil {
+				return fmt.Errorf("reset the password of %s: %w", argv[0], err)
+			}
+			if a.output == "json" {
+				return a.printJSON(inv)
+			}
+			_, err = fmt.Fprintln(a.stdout, inv.Token)
+			return err
+		})
+	c.Long = `reset-password clears the password of user NAME and ends its sessions at once;
+it prints an activation token, as 'users invite' does (only now: the controller
+keeps only its hash). Hand it to the user, who chooses a new password with
+'edgewarden users activate TOKEN --password-stdin'. Until then the user can do
+nothing. Your own password you change with 'edgewarden passwd'.`
 	c.Flags().DurationVar(&ttl, "ttl", 0, "how long the activation token is valid (default 7 days)")
 	return c
 }

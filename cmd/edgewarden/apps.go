@@ -155,8 +155,8 @@ func (a *app) keyPassword() catalog.PasswordFunc {
 		if p := a.getenv("COSIGN_PASSWORD"); p != "" {
 			return []byte(p), nil
 		}
-		f, ok := a.stdin.(*os.File)
-		if !ok || !term.IsTerminal(int(f.Fd())) {
+		f, ok := a.terminal()
+		if !ok {
 			return nil, nil
 		}
 		fmt.Fprint(a.stderr, "Enter password for private key: ")

@@ -142,8 +142,8 @@ func TestLogin(t *testing.T) {
 	}
 
 	c.fails(2, "--password-stdin", "login", "--controller", s.URL, "--user", "admin")
-	c.fails(2, "--controller and --user are required", "login", "--password-stdin")
 	fresh := newCLI(t)
+	fresh.fails(2, "--controller and --user are required", "login", "--password-stdin")
 	fresh.fails(1, "not logged in", "devices", "ls")
 }
 

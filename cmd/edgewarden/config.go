@@ -38,7 +38,21 @@ func (a *app) configPath() (string, error) {
 	return filepath.Join(dir, "edgewarden", "config.json"), nil
 }
 
+// loadConfig reads the config and requires a session in it.
 func (a *app) loadConfig() (*config, string, error) {
+	c, path, err := a.readConfig()
+	if err != nil {
+		return nil, path, err
+	}
+	if c.Controller == "" || c.Token == "" {
+		return nil, path, fmt.Errorf("config %s holds no session (logged out?): run 'edgewarden login'", path)
+	}
+	return c, path, nil
+}
+
+// readConfig reads the config, which may hold no session (after a logout
+// it keeps the controller, CA and user for the next login).
+func (a *app) readConfig() (*config, string, error) {
 	path, err := a.configPath()
 	if err != nil {
 		return nil, "", err
@@ -55,9 +69,6 @@ func (a *app) loadConfig() (*config, string, error) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
 		return nil, path, fmt.Errorf("config %s is unreadable (%v): run 'edgewarden login' again", path, err)
-	}
-	if c.Controller == "" || c.Token == "" {
-		return nil, path, fmt.Errorf("config %s holds no session: run 'edgewarden login'", path)
 	}
 	return &c, path, nil
 }

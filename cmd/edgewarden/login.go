@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -16,22 +14,45 @@ func (a *app) loginCmd() *cobra.Command {
 	var controller, ca, user string
 	var passwordStdin bool
 	c := &cobra.Command{
-		Use:   "login --controller URL --ca FILE --user NAME --password-stdin",
+		Use:   "login [--controller URL --ca FILE --user NAME] [--password-stdin]",
 		Short: "Log in to a controller and keep the session",
 		Long: `login checks your password with the controller and keeps the session token,
 the controller URL and the CA file path in $EDGEWARDEN_CONFIG (default
 ~/.config/edgewarden/config.json, mode 0600). It prints the controller's
-system-use banner, if one is set.`,
-		Example: `  edgewarden login --controller https://127.0.0.1:8443 --ca /var/lib/edgewarden/ca.pem --user admin --password-stdin < pw.txt`,
-		Args:    args(cobra.NoArgs),
+system-use banner, if one is set.
+
+--controller, --ca and --user default to those of the saved config, so after
+the first login (or a logout) 'edgewarden login' alone logs in again. On a
+terminal it asks for the password without echoing it; scripts pass it on
+standard input with --password-stdin.`,
+		Example: `  edgewarden login --controller https://127.0.0.1:8443 --ca /var/lib/edgewarden/ca.pem --user admin --password-stdin < pw.txt
+  edgewarden login`,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if saved, _, err := a.readConfig(); err == nil {
+				if controller == "" || strings.TrimRight(controller, "/") == saved.Controller {
+					// The CA goes with its controller: never another's.
+					controller = saved.Controller
+					if ca == "" {
+						ca = saved.CA
+					}
+				}
+				if user == "" {
+					user = saved.User
+				}
+			}
 			if controller == "" || user == "" {
-				return usagef("--controller and --user are required")
+				return usagef("--controller and --user are required (no saved config to take them from)")
 			}
-			if !passwordStdin {
-				return usagef("pass the password on standard input with --password-stdin")
+			var password string
+			var err error
+			if passwordStdin {
+				password, err = readPassword(a.stdin)
+			} else if tty, ok := a.terminal(); ok {
+				password, err = a.askSecret(tty, fmt.Sprintf("Password for %s at %s: ", user, controller))
+			} else {
+				return usagef("standard input is not a terminal: pass the password on standard input with --password-stdin")
 			}
-			password, err := readPassword(a.stdin)
 			if err != nil {
 				return err
 			}
@@ -72,22 +93,9 @@ system-use banner, if one is set.`,
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&controller, "controller", "", "controller URL, e.g. https://127.0.0.1:8443")
-	f.StringVar(&ca, "ca", "", "PEM file with the controller's CA certificate (the controller's ca.pem)")
-	f.StringVar(&user, "user", "", "user name")
+	f.StringVar(&controller, "controller", "", "controller URL, e.g. https://127.0.0.1:8443 (default: the saved config's)")
+	f.StringVar(&ca, "ca", "", "PEM file with the controller's CA certificate (the controller's ca.pem; default: the saved config's)")
+	f.StringVar(&user, "user", "", "user name (default: the saved config's)")
 	f.BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input")
 	return c
-}
-
-// readPassword reads the first line of r.
-func readPassword(r io.Reader) (string, error) {
-	line, err := bufio.NewReader(io.LimitReader(r, 4096)).ReadString('\n')
-	if err != nil && err != io.EOF {
-		return "", fmt.Errorf("read password from standard input: %w", err)
-	}
-	line = strings.TrimRight(line, "\r\n")
-	if line == "" {
-		return "", usagef("no password on standard input (--password-stdin)")
-	}
-	return line, nil
 }

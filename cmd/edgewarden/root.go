@@ -103,7 +103,7 @@ takes -o json (stable snake_case fields) and otherwise prints a table.`,
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
 	// `edgewarden completion bash|zsh|fish|powershell` prints a completion script.
 	root.CompletionOptions.DisableDefaultCmd = false
-	root.AddCommand(a.loginCmd(), a.enrollTokensCmd(), a.devicesCmd(), a.groupsCmd(), a.statusCmd(), a.versionCmd())
+	root.AddCommand(a.loginCmd(), a.logoutCmd(), a.passwdCmd(), a.whoamiCmd(), a.enrollTokensCmd(), a.devicesCmd(), a.groupsCmd(), a.statusCmd(), a.versionCmd())
 	root.AddCommand(a.localCmd())
 	root.AddCommand(a.accessCmds()...) // access.go
 	root.AddCommand(a.publishersCmd(), a.appsCmd())

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -28,6 +27,10 @@ type AccessStore interface {
 	ActivateUser(ctx context.Context, tokenHash, passwordHash string) (store.User, error)
 	ListUsers(ctx context.Context) ([]store.User, error)
 	SetUserState(ctx context.Context, name, state string) (store.User, error)
+	SetUserPassword(ctx context.Context, name, passwordHash string) (store.User, error)
+	ResetPassword(ctx context.Context, inv store.Invitation) (store.User, error)
+	EndSession(ctx context.Context, id, userID string, expiresAt time.Time) error
+	EndSessions(ctx context.Context, name string) (store.User, error)
 	DeleteUser(ctx context.Context, name string) error
 
 	CreateTeam(ctx context.Context, name string) (store.Team, error)
@@ -160,7 +163,7 @@ func (a *API) inviteUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	token := "ewa_" + rand.Text()
+	token := activationToken()
 	now := a.now().UTC()
 	var u store.User
 	err = a.change(r, store.AuditSecurity, "user.invite", req.Name, "activation token expires "+now.Add(ttl).Format(time.RFC3339), func(ctx context.Context, c *store.Change) error {
@@ -202,7 +205,7 @@ func (a *API) activateUser(w http.ResponseWriter, r *http.Request) error {
 		if u, err = st.ActivateUser(ctx, sha256Hex(req.Token), hash); err != nil {
 			return err
 		}
-		c.Audit.Actor, c.Audit.Target = u.Name, u.Name
+		c.Audit.Actor, c.Audit.ActorID, c.Audit.Target = u.Name, u.ID, u.Name
 		c.Before, c.After = userState(store.User{Name: u.Name, State: store.UserInvited}), userState(u)
 		return nil
 	})

@@ -49,6 +49,9 @@ type Store interface {
 
 	GetUser(ctx context.Context, name string) (store.User, error)
 	GetUserByID(ctx context.Context, id string) (store.User, error)
+	// SessionEnded reports whether the session with token id id was
+	// ended by a logout.
+	SessionEnded(ctx context.Context, id string) (bool, error)
 
 	// GetSetting returns an error wrapping store.ErrNotFound for a key
 	// never set.

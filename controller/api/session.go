@@ -21,6 +21,10 @@ import (
 type principal struct {
 	User   string
 	UserID string // immutable (store.User.ID); the session's subject
+	// Session is the session token's id (jti) and Expires its expiry:
+	// what logout ends.
+	Session string
+	Expires time.Time
 }
 
 type principalKey struct{}
@@ -61,12 +65,32 @@ func (a *API) authenticate(r *http.Request) (principal, error) {
 		return principal{}, err
 	}
 	if u.State != store.UserActive {
-		return principal{}, errorf(http.StatusUnauthorized, "user %q is %s; ask an admin to activate it", u.Name, u.State)
+		return principal{}, errorf(http.StatusUnauthorized, "user %q %s", u.Name, inactiveHint(u.State))
 	}
 	if claims.Gen != u.SessionGen {
 		return principal{}, errorf(http.StatusUnauthorized, "session ended (logged out, password changed or user disabled since); run `edgewarden login` again")
 	}
-	return principal{User: u.Name, UserID: u.ID}, nil
+	ended, err := a.opts.Store.SessionEnded(r.Context(), claims.ID)
+	if err != nil {
+		return principal{}, err
+	}
+	if ended {
+		return principal{}, errorf(http.StatusUnauthorized, "session ended (logged out); run `edgewarden login` again")
+	}
+	var exp time.Time
+	if claims.ExpiresAt != nil {
+		exp = claims.ExpiresAt.Time
+	}
+	return principal{User: u.Name, UserID: u.ID, Session: claims.ID, Expires: exp}, nil
+}
+
+// inactiveHint says why a user that is not active cannot log in, and what
+// to do.
+func inactiveHint(state string) string {
+	if state == store.UserInvited {
+		return "is waiting for activation (invited, or its password was reset): choose a password with `edgewarden users activate TOKEN` and the token from your admin"
+	}
+	return "is " + state + "; ask an admin to enable it (`edgewarden users enable`)"
 }
 
 // Resources named for visible's filter: "<type>:<id>" with type device,
@@ -145,19 +169,27 @@ func explainHint(act access.Action, typ access.ResourceType, id string) string {
 // auditAs records what changes nothing: a refused request, a login, a
 // failed login. Changes record their entry through API.change. A failure
 // to record is logged, not returned: the request's outcome stands.
+//
+// When actor is the session's user, the entry carries its immutable id.
 func (a *API) auditAs(r *http.Request, actor, kind, action, target, detail string) {
-	e := store.AuditEntry{
-		At:     a.now(),
-		Actor:  actor,
-		Action: action,
-		Target: target,
-		Detail: detail,
-		Source: r.RemoteAddr,
-		Kind:   kind,
+	id := ""
+	if p, ok := principalOf(r); ok && p.User == actor {
+		id = p.UserID
 	}
+	a.audit(r, store.AuditEntry{Actor: actor, ActorID: id, Action: action, Target: target, Detail: detail, Kind: kind})
+}
+
+// auditAsUser is auditAs for a request made as user u without a session
+// (a login): the entry carries u's immutable id.
+func (a *API) auditAsUser(r *http.Request, u store.User, kind, action, target, detail string) {
+	a.audit(r, store.AuditEntry{Actor: u.Name, ActorID: u.ID, Action: action, Target: target, Detail: detail, Kind: kind})
+}
+
+func (a *API) audit(r *http.Request, e store.AuditEntry) {
+	e.At, e.Source = a.now(), r.RemoteAddr
 	// Record even if the client has gone away.
 	if _, err := a.opts.Store.AppendAudit(context.WithoutCancel(r.Context()), e); err != nil {
-		a.log.Error("audit entry lost", "actor", actor, "action", action, "target", target, "err", err)
+		a.log.Error("audit entry lost", "actor", e.Actor, "action", e.Action, "target", e.Target, "err", err)
 	}
 }
 
@@ -192,17 +224,24 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if u.PasswordHash == "" {
+		// Invited, or its password reset: no password works yet.
+		auth.CheckDummy(req.Password)
+		a.logins.failed(source, name, a.now())
+		a.auditAsUser(r, u, store.AuditSecurity, "user.login-failed", u.Name, "user is "+u.State+" and has no password yet")
+		return errorf(http.StatusUnauthorized, refused)
+	}
 	if err := auth.CheckPassword(u.PasswordHash, req.Password); err != nil {
 		if !errors.Is(err, auth.ErrWrongPassword) {
 			return err
 		}
 		a.logins.failed(source, name, a.now())
-		a.auditAs(r, u.Name, store.AuditSecurity, "user.login-failed", u.Name, "wrong password")
+		a.auditAsUser(r, u, store.AuditSecurity, "user.login-failed", u.Name, "wrong password")
 		return errorf(http.StatusUnauthorized, refused)
 	}
 	if u.State != store.UserActive {
-		a.auditAs(r, u.Name, store.AuditSecurity, "user.login-failed", u.Name, "user is "+u.State)
-		return errorf(http.StatusUnauthorized, "user %q is %s; ask an admin to activate it", u.Name, u.State)
+		a.auditAsUser(r, u, store.AuditSecurity, "user.login-failed", u.Name, "user is "+u.State)
+		return errorf(http.StatusUnauthorized, "user %q %s", u.Name, inactiveHint(u.State))
 	}
 	if a.opts.Sessions == nil {
 		return errors.New("api: no session issuer configured")
@@ -216,7 +255,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	a.logins.succeeded(source, name)
-	a.auditAs(r, u.Name, store.AuditAccess, "user.login", u.Name, "")
+	a.auditAsUser(r, u, store.AuditAccess, "user.login", u.Name, "")
 	return writeJSON(w, http.StatusOK, apiv1.LoginResponse{Token: token, ExpiresAt: exp, Banner: banner})
 }
 

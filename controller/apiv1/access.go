@@ -231,3 +231,25 @@ type SetBannerRequest struct {
 type SetSideloadRequest struct {
 	Policy string `json:"policy" openapi:"enum=allow|deny"`
 }
+
+// ResetPasswordRequest resets a user's password. TTLSeconds is how long
+// the activation token is valid; 0 means 7 days.
+type ResetPasswordRequest struct {
+	TTLSeconds int64 `json:"ttl_seconds,omitempty" openapi:"minimum=0"` // Lifetime of the activation token; 0 means 7 days; at most 30 days.
+}
+
+// PasswordChangeRequest changes the caller's own password.
+type PasswordChangeRequest struct {
+	OldPassword string `json:"old_password" openapi:"format=password"`
+	NewPassword string `json:"new_password" openapi:"format=password"` // At least 12 characters, not a common password.
+}
+
+// WhoAmI is the session's user: its name, immutable id, teams and the
+// grants to it or its teams.
+type WhoAmI struct {
+	Name             string    `json:"name"`
+	ID               string    `json:"id"`     // Immutable: a name can be reused, an id never.
+	Teams            []string  `json:"teams"`  // The teams the user belongs to.
+	Grants           []Grant   `json:"grants"` // The grants to the user or its teams.
+	SessionExpiresAt time.Time `json:"session_expires_at"`
+}

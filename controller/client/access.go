@@ -42,6 +42,38 @@ func (c *Client) DeleteUser(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/users/"+esc(name), nil, nil)
 }
 
+// EnableUser re-activates a disabled user.
+func (c *Client) EnableUser(ctx context.Context, name string) (*apiv1.User, error) {
+	return call[apiv1.User](ctx, c, http.MethodPost, "/users/"+esc(name)+"/enable", nil)
+}
+
+// ResetPassword resets a user's password; the answer holds the activation
+// token with which the user chooses a new one (ActivateUser).
+func (c *Client) ResetPassword(ctx context.Context, name string, ttl time.Duration) (*apiv1.Invitation, error) {
+	return call[apiv1.Invitation](ctx, c, http.MethodPost, "/users/"+esc(name)+"/reset-password", apiv1.ResetPasswordRequest{TTLSeconds: int64(ttl / time.Second)})
+}
+
+// ChangePassword changes the session user's own password. Every session of
+// the user ends; the answer is the caller's new session.
+func (c *Client) ChangePassword(ctx context.Context, oldPassword, newPassword string) (*apiv1.LoginResponse, error) {
+	return call[apiv1.LoginResponse](ctx, c, http.MethodPost, "/password", apiv1.PasswordChangeRequest{OldPassword: oldPassword, NewPassword: newPassword})
+}
+
+// Logout ends the session on the controller; all ends every session of
+// its user.
+func (c *Client) Logout(ctx context.Context, all bool) error {
+	path := "/logout"
+	if all {
+		path += "?all=true"
+	}
+	return c.do(ctx, http.MethodPost, path, nil, nil)
+}
+
+// WhoAmI returns the session's user: name, id, teams and grants.
+func (c *Client) WhoAmI(ctx context.Context) (*apiv1.WhoAmI, error) {
+	return call[apiv1.WhoAmI](ctx, c, http.MethodGet, "/whoami", nil)
+}
+
 // CreateTeam makes a team.
 func (c *Client) CreateTeam(ctx context.Context, name string) (*apiv1.Team, error) {
 	return call[apiv1.Team](ctx, c, http.MethodPost, "/teams", apiv1.CreateTeamRequest{Name: name})

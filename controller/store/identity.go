@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 )
 
 // identitySchema is migration 8: users are ids, not names. Every user has
@@ -69,4 +70,96 @@ func revokeTokensOf(ctx context.Context, tx *sql.Tx, name string, now int64) err
 		return fmt.Errorf("revoke the operator tokens of %s: %w", name, err)
 	}
 	return nil
+}
+
+// endedSessionsSchema is migration 9: sessions ended one by one. A logout
+// ends one session (its token id, until the token would have expired), not
+// every session of its user as a new generation does: a copy of the token
+// is refused from then on, the user's other sessions go on.
+const endedSessionsSchema = `
+CREATE TABLE ended_sessions (
+	id         TEXT PRIMARY KEY,
+	user_id    TEXT NOT NULL,
+	expires_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX ended_sessions_expiry ON ended_sessions (expires_at);
+`
+
+// EndSession ends the session with token id id (its jti) of the user with
+// immutable id userID: SessionEnded reports it until expiresAt, when the
+// token is refused anyway. Ending it again changes nothing. Entries of
+// tokens that have expired are dropped meanwhile.
+func (db *DB) EndSession(ctx context.Context, id, userID string, expiresAt time.Time) error {
+	if id == "" || len(id) > 128 || userID == "" {
+		return fmt.Errorf("%w: end session: a session id (at most 128 bytes) and a user id are required", ErrInvalid)
+	}
+	return db.update(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM ended_sessions WHERE expires_at <= ?`, unixNano(db.now())); err != nil {
+			return fmt.Errorf("end session: drop expired entries: %w", err)
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO ended_sessions (id, user_id, expires_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+			id, userID, unixNano(expiresAt))
+		if err != nil {
+			return fmt.Errorf("end session: %w", err)
+		}
+		return nil
+	})
+}
+
+// SessionEnded reports whether the session with token id id was ended by
+// EndSession.
+func (db *DB) SessionEnded(ctx context.Context, id string) (bool, error) {
+	var one int
+	err := db.reader(ctx).QueryRowContext(ctx, `SELECT 1 FROM ended_sessions WHERE id = ?`, id).Scan(&one)
+	if isNoRows(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read ended sessions: %w", err)
+	}
+	return true, nil
+}
+
+// ResetPassword puts an active (or still invited) user back to "invited"
+// with a new invitation, as InviteUser does for a new one: its password is
+// cleared, so the old one stops working, and its sessions end, in one
+// transaction. The user chooses a new password by redeeming the activation
+// token (ActivateUser); meanwhile its grants give nothing. A disabled user
+// is refused: enable it first, so that a reset never re-activates anyone.
+func (db *DB) ResetPassword(ctx context.Context, inv Invitation) (User, error) {
+	if len(inv.TokenHash) != 64 || inv.CreatedBy == "" {
+		return User{}, fmt.Errorf("%w: password reset of %s needs a SHA-256 token hash and its creator", ErrInvalid, inv.User)
+	}
+	if inv.CreatedAt.IsZero() {
+		inv.CreatedAt = db.now()
+	}
+	if !inv.ExpiresAt.After(inv.CreatedAt) {
+		return User{}, fmt.Errorf("%w: password reset of %s expires before it is made", ErrInvalid, inv.User)
+	}
+	var u User
+	err := db.update(ctx, func(tx *sql.Tx) error {
+		before, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE name = ?`, inv.User))
+		if isNoRows(err) {
+			return fmt.Errorf("%w: user %s does not exist; list users with `edgewarden users ls`", ErrNotFound, inv.User)
+		}
+		if err != nil {
+			return fmt.Errorf("reset password of %s: %w", inv.User, err)
+		}
+		if before.State == UserDisabled {
+			return fmt.Errorf("%w: user %s is disabled: enable it first (`edgewarden users enable %s`), then reset its password", ErrConflict, inv.User, inv.User)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE users SET state = ?, password_hash = '', session_gen = session_gen + 1 WHERE name = ?`, UserInvited, inv.User); err != nil {
+			return fmt.Errorf("reset password of %s: %w", inv.User, err)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO invitations (user_name, token_hash, expires_at, created_by, created_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (user_name) DO UPDATE SET token_hash = excluded.token_hash, expires_at = excluded.expires_at,
+				created_by = excluded.created_by, created_at = excluded.created_at`,
+			inv.User, inv.TokenHash, unixNano(inv.ExpiresAt), inv.CreatedBy, unixNano(inv.CreatedAt))
+		if err != nil {
+			return fmt.Errorf("reset password of %s: %w", inv.User, err)
+		}
+		u, err = scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE name = ?`, inv.User))
+		return err
+	})
+	return u, err
 }

@@ -145,6 +145,8 @@ CREATE INDEX audit_at ON audit (at);
 	// 8: immutable user ids, session generations, the actor id in the
 	// audit log (identity.go).
 	identitySchema,
+	// 9: sessions ended one by one, by logout (identity.go).
+	endedSessionsSchema,
 }
 
 // migrate applies the migrations the database has not seen yet. A database

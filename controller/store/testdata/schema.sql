@@ -109,6 +109,12 @@ CREATE TABLE dirty_devices (
 	seq       INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;
 
+CREATE TABLE ended_sessions (
+	id         TEXT PRIMARY KEY,
+	user_id    TEXT NOT NULL,
+	expires_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
 CREATE TABLE enroll_tokens (
 	id         TEXT PRIMARY KEY,
 	hash       TEXT NOT NULL UNIQUE,
@@ -256,6 +262,8 @@ CREATE INDEX app_artifacts_digest ON app_artifacts (digest);
 CREATE INDEX app_assignments_group ON app_assignments (group_name);
 
 CREATE INDEX audit_at ON audit (at);
+
+CREATE INDEX ended_sessions_expiry ON ended_sessions (expires_at);
 
 CREATE INDEX events_at ON events (at);
 
