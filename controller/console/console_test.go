@@ -201,6 +201,14 @@ func TestLoginSessionCookie(t *testing.T) {
 	if o := b.get("/"); o.status != http.StatusSeeOther {
 		t.Fatalf("after logout GET /: %d, want the login page", o.status)
 	}
+	// The session ended on the controller: a copy of the cookie is refused.
+	stolen, err := client.New(client.Options{BaseURL: s.api.URL, CAFile: s.api.CAFile, Token: session.Value})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stolen.ListDevices(ctx); !client.IsStatus(err, http.StatusUnauthorized) {
+		t.Fatalf("the logged-out session's token: %v, want 401", err)
+	}
 }
 
 // TestLoginNextStaysHere: the page to return to after login is a path on

@@ -13,7 +13,7 @@ func pageTable() []Page {
 	return []Page{
 		{Method: "GET", Path: "/login", Access: Public, Calls: []string{"getBanner"}, Summary: "The system-use notification and the login form", h: (*Console).loginPage},
 		{Method: "POST", Path: "/login", Access: Public, Calls: []string{"login", "getBanner"}, Summary: "Log in: sets the session cookie", h: (*Console).loginPost},
-		{Method: "POST", Path: "/logout", Summary: "Log out: ends the session cookie", h: (*Console).logoutPost},
+		{Method: "POST", Path: "/logout", Calls: []string{"logout"}, Summary: "Log out: ends the session on the controller and its cookie", h: (*Console).logoutPost},
 		{Method: "GET", Path: "/me", Calls: []string{"checkAccess", "getVersion"}, Summary: "Who I am and which versions run", h: (*Console).mePage},
 
 		{Method: "GET", Path: "/{$}", Calls: []string{"checkAccess", "fleetStatus", "listDevices", "listGroups"}, Summary: "Fleet overview with filters", h: (*Console).overview},

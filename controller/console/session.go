@@ -53,6 +53,11 @@ func (c *Console) loginPost(rq *request) error {
 }
 
 func (c *Console) logoutPost(rq *request) error {
+	// End the session on the controller, not only in this browser: a copy
+	// of the cookie dies with it. An already ended session is logged out.
+	if err := rq.api.Logout(rq.ctx(), false); err != nil && !client.IsStatus(err, http.StatusUnauthorized) {
+		return err
+	}
 	clearCookie(rq.w, sessionCookie)
 	http.Redirect(rq.w, rq.r, "/login?msg="+strings.ReplaceAll("Logged out.", " ", "+"), http.StatusSeeOther)
 	return nil
