@@ -35,22 +35,6 @@ func (e *accessEnv) as(token string) *client.Client {
 	return c
 }
 
-// lastAudit returns the newest audit entry with action.
-func (e *accessEnv) lastAudit(action string) store.AuditEntry {
-	e.t.Helper()
-	es, err := e.db.ListAudit(context.Background(), store.AuditFilter{Limit: 1000})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	for _, a := range es { // newest first
-		if a.Action == action {
-			return a
-		}
-	}
-	e.t.Fatalf("no audit entry %s", action)
-	return store.AuditEntry{}
-}
-
 func (e *accessEnv) userID(name string) string {
 	e.t.Helper()
 	u, err := e.db.GetUser(context.Background(), name)
