@@ -262,8 +262,29 @@ func TestConsoleInBrowser(t *testing.T) {
 	if strings.Join(g.Devices, ",") != "press-01,press-02" {
 		t.Fatalf("after the refused form, line-1 holds %v", g.Devices)
 	}
-	c.open("/groups/line-1")
+	// A label set on the device page; a selector typed on a new group's
+	// page previews, live, the device it would take in (the API's dry run),
+	// and takes it in once saved.
+	c.open("/devices/press-02")
+	c.do(chromedp.SendKeys(chromedp.ID("l-key"), "site"), chromedp.SendKeys(chromedp.ID("l-value"), "north"))
+	c.submit(`form[action="/devices/press-02/labels"] button`, "/devices/press-02")
+	c.waitText(".flash", "Labels of press-02 changed.", 10*time.Second)
+	c.open("/groups")
+	c.do(chromedp.SendKeys(chromedp.ID("g-name"), "north"))
+	c.submit("#create-group", "/groups/north")
+	c.do(chromedp.SendKeys(chromedp.ID("sel"), "site=north"))
+	c.waitText("#sel-preview", "Joining: press-02", 10*time.Second)
+	var north struct {
+		Members []string `json:"members"`
+	}
+	p.cliJSON(&north, "groups", "show", "north")
+	if len(north.Members) != 0 {
+		t.Fatalf("the preview changed the group: %v", north.Members)
+	}
 	c.screenshot("group")
+	c.submit("#set-selector", "/groups/north")
+	c.waitText(".flash", "1 device(s) joined", 10*time.Second)
+	c.waitText("#members", "press-02", 10*time.Second)
 
 	// Assign the signed app, after reading the guidance.
 	c.open("/apps/web")
@@ -385,7 +406,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		} `json:"assignments"`
 	}
 	p.cliJSON(&app, "apps", "show", "web")
-	if len(groups) != 1 || groups[0].Name != "line-1" || len(users) != 2 || len(app.Assignments) != 1 {
+	if len(groups) != 2 || groups[0].Name != "line-1" || groups[1].Name != "north" || len(users) != 2 || len(app.Assignments) != 1 {
 		raw, _ := json.Marshal([]any{groups, users, app})
 		t.Fatalf("after the viewer's refused posts: %s", raw)
 	}

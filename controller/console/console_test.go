@@ -75,6 +75,24 @@ func (s *site) admin(t *testing.T) *client.Client {
 	return c
 }
 
+// enroll enrolls devices with one enrollment token.
+func (s *site) enroll(t *testing.T, c *client.Client, ids ...string) {
+	t.Helper()
+	tok, err := c.CreateEnrollToken(ctx, apiv1.CreateEnrollTokenRequest{Uses: len(ids)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon, err := client.New(client.Options{BaseURL: s.api.URL, CAFile: s.api.CAFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if _, err := anon.Enroll(ctx, apiv1.EnrollRequest{Token: tok.Token, CSRPEM: apitest.NewCSR(t, id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // browser is a cookie-keeping HTTP client that does not follow redirects.
 type browser struct {
 	t    *testing.T
@@ -372,6 +390,33 @@ func TestAdminFlows(t *testing.T) {
 	}
 	if _, err := c.GetGroup(ctx, "line-1"); err != nil {
 		t.Fatalf("the group went with a wrong confirmation: %v", err)
+	}
+	// The selector's live preview is the API's dry run: nothing changes
+	// until it is saved.
+	s.enroll(t, c, "d1", "d2")
+	if _, err := c.SetDeviceLabels(ctx, "d1", map[string]string{"site": "north"}); err != nil {
+		t.Fatal(err)
+	}
+	if a := b.do("GET", "/groups/line-1/selector?selector=site%3Dnorth", nil); a.status != http.StatusOK || !strings.Contains(a.body, `<span id="sel-added">d1</span>`) {
+		t.Fatalf("selector preview: %d\n%s", a.status, a.body)
+	}
+	if a := b.get("/groups/line-1/selector?selector=site%3D%3D"); !strings.Contains(a.body, `class="error"`) {
+		t.Errorf("a bad selector's preview shows no error:\n%s", a.body)
+	}
+	if g, _ := c.GetGroup(ctx, "line-1"); g.Selector != "" || len(g.Members) != 0 {
+		t.Fatalf("the preview changed the group: %+v", g)
+	}
+	if a := b.post("/groups/line-1/selector", url.Values{"csrf": {csrf}, "selector": {"site=north"}}); a.status != http.StatusSeeOther {
+		t.Fatalf("set selector: %d\n%s", a.status, a.body)
+	}
+	if g, _ := c.GetGroup(ctx, "line-1"); g.Selector != "site=north" || strings.Join(g.Members, ",") != "d1" {
+		t.Fatalf("after saving the selector: %+v", g)
+	}
+	if a := b.post("/groups/line-1/rename", url.Values{"csrf": {csrf}, "to": {"line-9"}}); a.status != http.StatusSeeOther {
+		t.Fatalf("rename: %d\n%s", a.status, a.body)
+	}
+	if a := b.post("/groups/line-9/rename", url.Values{"csrf": {csrf}, "to": {"line-1"}}); a.status != http.StatusSeeOther {
+		t.Fatalf("rename back: %d\n%s", a.status, a.body)
 	}
 	if a := b.post("/access/invite", url.Values{"csrf": {csrf}, "name": {"olga"}}); a.status != http.StatusOK || !strings.Contains(a.body, `id="invitation"`) {
 		t.Fatalf("invite: %d\n%s", a.status, a.body)

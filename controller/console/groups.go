@@ -1,6 +1,7 @@
 package console
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -175,4 +176,45 @@ func (c *Console) groupExclude(rq *request) error {
 		return err
 	}
 	return redirect(rq, "/groups/"+pathEscape(name), name+" no longer includes "+child+".")
+}
+
+func (c *Console) groupRename(rq *request) error {
+	name, to := rq.r.PathValue("name"), strings.TrimSpace(rq.r.PostForm.Get("to"))
+	g, err := rq.api.RenameGroup(rq.ctx(), name, to)
+	if err != nil {
+		return err
+	}
+	return redirect(rq, "/groups/"+pathEscape(g.Name), "Group "+name+" is now "+g.Name+".")
+}
+
+type selectorData struct {
+	Selector string
+	Change   *apiv1.SelectorChange
+	Error    string
+}
+
+// selectorPreview answers what a selector would match, from the API's
+// dry run (nothing changes); htmx shows it under the selector field as the
+// user types.
+func (c *Console) selectorPreview(rq *request) error {
+	d := selectorData{Selector: strings.TrimSpace(rq.r.URL.Query().Get("selector"))}
+	var err error
+	d.Change, err = rq.api.SetGroupSelector(rq.ctx(), rq.r.PathValue("name"), d.Selector, true)
+	var ce *client.Error
+	if asClientError(err, &ce) && ce.Status != http.StatusUnauthorized {
+		d.Change, d.Error, err = nil, ce.Message, nil
+	}
+	if err != nil {
+		return err
+	}
+	return c.page(rq, "selector", "Selector preview", d)
+}
+
+func (c *Console) groupSelector(rq *request) error {
+	name, sel := rq.r.PathValue("name"), strings.TrimSpace(rq.r.PostForm.Get("selector"))
+	ch, err := rq.api.SetGroupSelector(rq.ctx(), name, sel, false)
+	if err != nil {
+		return err
+	}
+	return redirect(rq, "/groups/"+pathEscape(name), fmt.Sprintf("Selector set: %d device(s) joined, %d left.", len(ch.Added), len(ch.Removed)))
 }

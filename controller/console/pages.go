@@ -30,6 +30,9 @@ func pageTable() []Page {
 		{Method: "POST", Path: "/groups/{name}/includes", Calls: []string{"includeGroup"}, Summary: "Include another group", h: (*Console).groupInclude},
 		{Method: "POST", Path: "/groups/{name}/includes/{child}/remove", Calls: []string{"excludeGroup"}, Summary: "Stop including a group", h: (*Console).groupExclude},
 		{Method: "POST", Path: "/groups/{name}/share", Calls: []string{"share"}, Summary: "Share a template role on the group", h: (*Console).groupShare},
+		{Method: "POST", Path: "/groups/{name}/rename", Calls: []string{"renameGroup"}, Summary: "Rename a group", h: (*Console).groupRename},
+		{Method: "GET", Path: "/groups/{name}/selector", Calls: []string{"checkAccess", "setGroupSelector"}, Summary: "Preview what a label selector would match (the API's dry run; nothing changes)", h: (*Console).selectorPreview},
+		{Method: "POST", Path: "/groups/{name}/selector", Calls: []string{"setGroupSelector"}, Summary: "Replace a group's label selector", h: (*Console).groupSelector},
 		{Method: "POST", Path: "/groups/{name}/delete", Calls: []string{"deleteGroup"}, Summary: "Delete a group (typed confirmation)", h: (*Console).groupDelete},
 
 		{Method: "GET", Path: "/apps", Calls: []string{"checkAccess", "listApps"}, Summary: "The app catalogue", h: (*Console).appsPage},
