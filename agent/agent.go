@@ -162,6 +162,14 @@ type Agent struct {
 	// stalled is the phase the watchdog last found stuck ("" if none);
 	// Run's goroutine only.
 	stalled string
+	// lastSeq is the highest status sequence number used in this run:
+	// while the disk is full the stored counter cannot move, and reports
+	// go on with lastSeq+1 (disk.go). Run's goroutine only.
+	lastSeq uint64
+	// unstored is the latest document that could not be committed (a
+	// full disk): it is applied again from Run once a write works,
+	// without waiting for the broker to deliver it again (disk.go).
+	unstored pendingDoc
 
 	runMu   sync.Mutex
 	running bool
@@ -361,7 +369,12 @@ func (a *Agent) onDesired(raw []byte) bool {
 	start := time.Now()
 	res := a.applier.Handle(ctx, raw)
 	a.metrics.observe(res, time.Since(start))
-	return a.afterHandle(res)
+	committed := a.afterHandle(res)
+	a.unstored.set(raw, committed) // disk.go: retried from Run until it commits
+	if !committed {
+		notify(a.drain) // Run looks at the disk and retries soon
+	}
+	return committed
 }
 
 // afterHandle logs and signals the outcome of a document; it returns true
@@ -504,12 +517,17 @@ func (a *Agent) Run(ctx context.Context) error {
 			if a.checkDisk(ctx) { // disk.go
 				notify(a.changed)
 			}
+			a.retryUnstored(ctx) // disk.go
 			a.checkExpiry(ctx, false) // expiry.go
 			if a.outbox.StatusOverdue() {
 				a.publishStatus(ctx) // the last one was not acknowledged
 			}
 			a.drainOutbox(ctx)
 		case <-a.drain:
+			if a.checkDisk(ctx) { // disk.go
+				notify(a.changed)
+			}
+			a.retryUnstored(ctx) // disk.go
 			a.drainOutbox(ctx)
 		case iv := <-a.intervals:
 			a.opts.HeartbeatInterval, a.opts.OutboxInterval = iv.heartbeat, iv.outbox
@@ -600,6 +618,7 @@ func (a *Agent) statusReport(ctx context.Context, seq uint64) (*protocol.StatusR
 		r.LastRejected = &rej.Rejection
 	}
 	r.Apps = a.apps()
+	r.DiskFull = a.disk.current()
 	return r, nil
 }
 
@@ -622,9 +641,16 @@ func (a *Agent) publishStatus(ctx context.Context) {
 	}
 	seq, err := a.store.NextSeq(ctx)
 	if err != nil {
-		a.log.Error("status report", "err", err)
-		return
+		if a.disk.current() == nil {
+			a.log.Error("status report", "err", err)
+			return
+		}
+		// Full disk: report anyway (that is when the controller most
+		// needs to hear), numbered after the last report of this run.
+		seq = 0
 	}
+	seq = max(seq, a.lastSeq+1) // increasing within a run whatever the counter did
+	a.lastSeq = seq
 	r, err := a.statusReport(ctx, seq)
 	if err != nil {
 		a.log.Error("status report", "err", err)

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -20,13 +21,9 @@ const MinFreeBytes = 1 << 20
 // has space again after being full (it could not be queued while full).
 const EventDiskFull = "disk_full"
 
-// DiskFull describes a full state directory, in `status`, /healthz and
-// the disk_full event.
-type DiskFull struct {
-	Path      string    `json:"path"`
-	FreeBytes uint64    `json:"free_bytes"`
-	Since     time.Time `json:"since,omitzero"`
-}
+// DiskFull describes a full state directory, in status reports, the local
+// `status`, /healthz and the disk_full event.
+type DiskFull = protocol.DiskFull
 
 // freeBytes is the space an unprivileged writer has left under dir.
 func freeBytes(dir string) (uint64, error) {
@@ -64,22 +61,24 @@ func (d *diskState) current() *DiskFull {
 func (a *Agent) checkDisk(ctx context.Context) bool {
 	dir := a.opts.StateDir
 	free, err := freeBytes(dir)
-	full := a.store.WriteFailedFull() || (err == nil && free < MinFreeBytes)
+	lowSpace := err == nil && free < MinFreeBytes
 	a.disk.mu.Lock()
 	defer a.disk.mu.Unlock()
 	switch {
-	case full && a.disk.full == nil:
+	case a.disk.full == nil && (lowSpace || a.store.WriteFailedFull()):
 		a.disk.full = &DiskFull{Path: dir, FreeBytes: free, Since: a.opts.Now().UTC()}
 		a.log.Error("the state directory is full: documents, events and status cannot be stored until space is freed; apps keep running and the document in force stays enforced",
 			"path", dir, "free_bytes", free)
 		return true
-	case full:
-		a.disk.full.FreeBytes = free
-		return false
 	case a.disk.full == nil:
 		return false
+	case lowSpace:
+		a.disk.full.FreeBytes = free
+		return false
 	}
-	// Space again: only a write that works clears it.
+	// Space again: only a write that works clears it. The probe is that
+	// write: the last failed write's flag alone would never clear if
+	// nothing else wrote.
 	if err := a.store.Probe(ctx); err != nil {
 		a.disk.full.FreeBytes = free
 		return false
@@ -108,4 +107,54 @@ func diskFullAt(dir string) *DiskFull {
 		return nil
 	}
 	return &DiskFull{Path: dir, FreeBytes: free}
+}
+
+// pendingDoc holds the latest desired document whose outcome could not be
+// committed (a full disk). The broker would deliver it again only after a
+// reconnect; Run retries it as soon as a write works instead.
+type pendingDoc struct {
+	mu  sync.Mutex
+	raw []byte
+}
+
+// set records the outcome of the latest delivered document: one not
+// committed is kept for a retry; one committed supersedes any older one
+// kept (the desired topic is latest-wins).
+func (p *pendingDoc) set(raw []byte, committed bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if committed {
+		p.raw = nil
+	} else {
+		p.raw = raw
+	}
+}
+
+func (p *pendingDoc) get() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.raw
+}
+
+// retryUnstored applies again the document that could not be committed,
+// once the disk is not known to be full. Called from Run's goroutine.
+func (a *Agent) retryUnstored(ctx context.Context) {
+	raw := a.unstored.get()
+	if raw == nil || a.disk.current() != nil {
+		return
+	}
+	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	res := a.applier.Handle(hctx, raw)
+	a.metrics.observe(res, time.Since(start))
+	if !a.afterHandle(res) {
+		return // still not stored: the next turn retries
+	}
+	a.unstored.mu.Lock()
+	if bytes.Equal(a.unstored.raw, raw) { // unless a newer one arrived meanwhile
+		a.unstored.raw = nil
+	}
+	a.unstored.mu.Unlock()
+	a.log.Info("document stored after the disk had space again", "revision", res.Revision)
 }

@@ -21,6 +21,8 @@
 //	  older readers ignore both. An agent that sends a range keeps the
 //	  events until the controller acknowledges that range, so agents of
 //	  this version need a controller of this version or newer.
+//	  (2026-12-02, additive, still 1) StatusReport.disk_full: the agent's
+//	  state directory is full; older readers ignore it.
 package protocol
 
 // Schema is the version of the wire messages this code writes. Readers accept

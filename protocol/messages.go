@@ -25,6 +25,20 @@ type StatusReport struct {
 	AgentVersion string      `json:"agent_version,omitempty"`
 	// StartedAt is when the agent process started.
 	StartedAt time.Time `json:"started_at,omitzero"`
+	// DiskFull is set while the agent's state directory is full: nothing
+	// the device receives or produces can be stored until space is freed
+	// (its apps keep running and the document in force stays enforced; a
+	// document that arrives meanwhile is applied once space returns).
+	// Absent: not full.
+	DiskFull *DiskFull `json:"disk_full,omitempty"`
+}
+
+// DiskFull describes a full agent state directory (StatusReport, the
+// agent's `status` and /healthz, the disk_full event).
+type DiskFull struct {
+	Path      string    `json:"path"`       // the state directory
+	FreeBytes uint64    `json:"free_bytes"` // space left for the agent when last looked at
+	Since     time.Time `json:"since,omitzero"`
 }
 
 // Rejection records why a document was refused.
