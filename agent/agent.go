@@ -517,7 +517,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			if a.checkDisk(ctx) { // disk.go
 				notify(a.changed)
 			}
-			a.retryUnstored(ctx) // disk.go
+			a.retryUnstored(ctx)      // disk.go
 			a.checkExpiry(ctx, false) // expiry.go
 			if a.outbox.StatusOverdue() {
 				a.publishStatus(ctx) // the last one was not acknowledged
