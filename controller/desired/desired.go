@@ -14,7 +14,6 @@
 package desired
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -184,7 +183,7 @@ func (c *Compiler) compile(snap *store.Snapshot, only func(id string) bool) ([]s
 			continue
 		}
 		if old, had := snap.Desired[dev.ID]; only != nil && !only(dev.ID) && had &&
-			dev.AppliedRevision <= old.Revision && old.ExpiresAt.Sub(now) >= c.refreshBefore && c.signedByAll(old.Envelope) {
+			dev.AppliedRevision <= old.Revision && old.ExpiresAt.Sub(now) >= c.refreshBefore && c.signedByAll(old) {
 			continue // not touched by a change, nothing due
 		}
 		doc := c.build(snap, m, dev)
@@ -199,7 +198,7 @@ func (c *Compiler) compile(snap *store.Snapshot, only func(id string) bool) ([]s
 			doc.Revision = dev.AppliedRevision + 1
 		case !had || old.Digest != digest:
 			doc.Revision = old.Revision + 1
-		case old.ExpiresAt.Sub(now) < c.refreshBefore || !c.signedByAll(old.Envelope):
+		case old.ExpiresAt.Sub(now) < c.refreshBefore || !c.signedByAll(old):
 			// Due for a refresh, or signed by other keys than the compiler's
 			// (a signing-key rotation was promoted or finished).
 			doc.Revision = old.Revision
@@ -236,6 +235,7 @@ func (c *Compiler) compile(snap *store.Snapshot, only func(id string) bool) ([]s
 				Digest:    jobs[k].digest,
 				IssuedAt:  doc.IssuedAt,
 				ExpiresAt: doc.ExpiresAt,
+				Signers:   c.signerIDs,
 				Envelope:  env,
 			}
 		}
@@ -257,16 +257,15 @@ func (c *Compiler) compile(snap *store.Snapshot, only func(id string) bool) ([]s
 	return out, nil
 }
 
-// signedByAll reports whether an envelope the compiler made carries exactly
-// one signature per signing key of the compiler. It reads the key ids
-// without decoding the envelope: json.Marshal of protocol.Envelope writes
-// each as "keyid":"<hex>", and the base64 payload cannot contain a quote.
-func (c *Compiler) signedByAll(env []byte) bool {
-	if bytes.Count(env, []byte(`"keyid":`)) != len(c.signers) {
+// signedByAll reports whether a stored record carries exactly one
+// signature per signing key of the compiler (its Signers, which the store
+// keeps beside the envelope so a snapshot need not read envelopes).
+func (c *Compiler) signedByAll(r store.DesiredRecord) bool {
+	if len(r.Signers) != len(c.signerIDs) {
 		return false
 	}
 	for _, id := range c.signerIDs {
-		if !bytes.Contains(env, []byte(`"keyid":"`+id+`"`)) {
+		if !slices.Contains(r.Signers, id) {
 			return false
 		}
 	}

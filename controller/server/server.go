@@ -190,6 +190,10 @@ type Server struct {
 
 	changed chan struct{} // capacity 1: a pending "recompile" request
 	forget  atomic.Bool   // the broker (re)connected: forget the published state
+	// held are the records the last compile stored, by device id, handed
+	// to the next publish so it need not read their envelopes back. Owned
+	// by the reconcile loop (compile and publishPending).
+	held map[string]store.DesiredRecord
 
 	// published caches, for ingest's restore check (aheadOfUs), the revision
 	// the broker acknowledged per device; the store holds the truth.
@@ -541,6 +545,10 @@ func (s *Server) compile(ctx context.Context, full bool) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("store %d documents: %w", len(recs), err)
 	}
 	if len(recs) > 0 {
+		s.held = make(map[string]store.DesiredRecord, len(recs))
+		for _, r := range recs {
+			s.held[r.DeviceID] = r
+		}
 		s.log.Info("compiled desired state", "documents", len(recs), "dirty", snap.Dirty.Len(), "change_seq", snap.Seq)
 	}
 	next := s.compiler.NextRefresh(snap)
@@ -570,7 +578,8 @@ func (s *Server) publishPending(ctx context.Context) error {
 	if len(ids) > 0 {
 		s.log.Warn("devices still report another revision than the one published; publishing it again", "devices", len(ids), "first", ids[0])
 	}
-	recs, err := s.db.Unpublished(ctx)
+	recs, err := s.db.Unpublished(ctx, s.held)
+	s.held = nil
 	if err != nil {
 		return err
 	}

@@ -63,21 +63,34 @@ func (s *Server) startTransport(ctx context.Context) (string, error) {
 		s.transport = externalLink{link}
 		return s.opts.BrokerURL, nil
 	}
+	b, err := s.startEmbedded(s.opts.MQTTAddr)
+	if err != nil {
+		return "", err
+	}
+	s.transport = b
+	return "tls://" + b.Addr().String(), nil
+}
+
+// startEmbedded starts the embedded broker on addr. A new broker retains
+// nothing: like a reconnect to an external broker, it makes the reconcile
+// loop forget the published state and publish every stored document again
+// (brokerUp), so a broker that starts again, in this process or with it,
+// gets every device's document back without the controller recompiling.
+func (s *Server) startEmbedded(addr string) (*broker.Broker, error) {
 	b, err := broker.New(broker.Options{
-		Addr:        s.opts.MQTTAddr,
+		Addr:        addr,
 		TLS:         s.authority.MQTTServerConfig(),
 		AllowDevice: s.allowDevice,
 		Ingest:      s.ingest,
 		Logger:      s.log,
 	})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if err := b.Start(); err != nil {
 		b.Close() // stop what New and a part-way Start set going
-		return "", fmt.Errorf("start the MQTT broker on %s: %w (use --mqtt to pick another address)", s.opts.MQTTAddr, err)
+		return nil, fmt.Errorf("start the MQTT broker on %s: %w (use --mqtt to pick another address)", addr, err)
 	}
-	s.transport = b
-	s.brokerUp() // a new broker retains nothing yet
-	return "tls://" + b.Addr().String(), nil
+	s.brokerUp()
+	return b, nil
 }

@@ -44,6 +44,23 @@ ALTER TABLE desired ADD COLUMN published_issued_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE desired ADD COLUMN published_at INTEGER NOT NULL DEFAULT 0;
 `
 
+// desiredHeadSchema is migration 10: what a snapshot and the publisher read
+// of the desired table (revision, digest, times and, new, the key ids that
+// signed the envelope) in an index of its own, so reading it for 10k
+// devices does not page through every envelope; and devices by id with
+// their state, for the same reason.
+const desiredHeadSchema = `
+ALTER TABLE desired ADD COLUMN signers TEXT NOT NULL DEFAULT '';
+` + backfillSigners + `
+CREATE INDEX desired_head ON desired (device_id, revision, digest, issued_at, expires_at, signers);
+CREATE INDEX devices_state ON devices (id, state);
+`
+
+// backfillSigners fills the signers of records stored before migration 10
+// from their envelopes.
+const backfillSigners = `UPDATE desired SET signers = COALESCE((SELECT group_concat(json_extract(value, '$.keyid'), ',')
+	FROM json_each(CAST(envelope AS TEXT), '$.signatures')), '');`
+
 // publishedSchema is migration 7: the published state moves out of the
 // desired table (whose rows carry the envelopes, so every scan of them read
 // megabytes) into two small tables: what the broker acknowledged per

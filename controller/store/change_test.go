@@ -149,7 +149,7 @@ func TestPublishedState(t *testing.T) {
 	}
 	waiting := func(want ...string) {
 		t.Helper()
-		rs, err := db.Unpublished(ctx)
+		rs, err := db.Unpublished(ctx, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,6 +169,22 @@ func TestPublishedState(t *testing.T) {
 	// recorded: the new one still waits.
 	if err := db.PutDesired(ctx, []DesiredRecord{rec("d2", 2, t1)}); err != nil {
 		t.Fatal(err)
+	}
+	// Records the caller holds are used only when they are what is
+	// stored: d1's held envelope is, d2's held one (revision 1) is stale.
+	held := map[string]DesiredRecord{"d1": rec("d1", 1, t0), "d2": rec("d2", 1, t0)}
+	h1 := held["d1"]
+	h1.Envelope = []byte(`{"held":1}`)
+	held["d1"] = h1
+	h2 := held["d2"]
+	h2.Envelope = []byte(`{"stale":1}`)
+	held["d2"] = h2
+	rs, err := db.Unpublished(ctx, held)
+	if err != nil || len(rs) != 2 {
+		t.Fatalf("Unpublished with held records: %+v, %v", rs, err)
+	}
+	if string(rs[0].Envelope) != `{"held":1}` || string(rs[1].Envelope) != "{}" || rs[1].Revision != 2 {
+		t.Fatalf("Unpublished with held records: d1 %s, d2@%d %s; want d1's held envelope and d2's stored one", rs[0].Envelope, rs[1].Revision, rs[1].Envelope)
 	}
 	if err := db.MarkPublished(ctx, []Published{{"d1", 1, t0}, {"d2", 1, t0}}, t0); err != nil {
 		t.Fatal(err)

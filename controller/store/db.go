@@ -161,6 +161,25 @@ func (db *DB) update(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return nil
 }
 
+// viewWarm is view on the writer's connection, for the reconcile loop's
+// large reads right after its own writes. In WAL mode a read connection
+// discards its whole page cache whenever another connection has written
+// since its last read; at 10k devices freeing and refilling it cost more
+// than the queries. The writer's cache stays valid (it made the writes),
+// at the price of holding the write lock while fn reads: keep fn short.
+// Nothing fn does is committed.
+func (db *DB) viewWarm(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if c := db.changeOf(ctx); c != nil {
+		return fn(c.tx)
+	}
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	defer tx.Rollback()
+	return fn(tx)
+}
+
 // view runs fn in one read transaction: everything fn reads is one
 // consistent snapshot of the database.
 //

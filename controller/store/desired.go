@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/edgewarden/edgewarden/protocol"
@@ -17,7 +19,7 @@ import (
 func (db *DB) Snapshot(ctx context.Context) (*Snapshot, error) {
 	s := &Snapshot{}
 	ctx = committed(ctx)
-	err := db.view(ctx, func(tx *sql.Tx) error {
+	err := db.viewWarm(ctx, func(tx *sql.Tx) error {
 		var err error
 		if err := tx.QueryRowContext(ctx, `SELECT seq FROM change_seq WHERE id = 1`).Scan(&s.Seq); err != nil {
 			return fmt.Errorf("read change sequence: %w", err)
@@ -25,7 +27,7 @@ func (db *DB) Snapshot(ctx context.Context) (*Snapshot, error) {
 		if s.Dirty, err = readDirty(ctx, tx); err != nil {
 			return err
 		}
-		if s.Devices, err = listDevices(ctx, tx); err != nil {
+		if s.Devices, err = snapshotDevices(ctx, tx); err != nil {
 			return err
 		}
 		if s.Groups, err = listGroups(ctx, tx); err != nil {
@@ -44,13 +46,15 @@ func (db *DB) Snapshot(ctx context.Context) (*Snapshot, error) {
 			return err
 		}
 		s.Desired = map[string]DesiredRecord{}
-		rows, err := tx.QueryContext(ctx, `SELECT device_id, revision, digest, issued_at, expires_at, envelope FROM desired`)
+		// Not the envelopes: the compiler needs the head of each record
+		// (the desired_head index covers it), not megabytes of documents.
+		rows, err := tx.QueryContext(ctx, `SELECT device_id, revision, digest, issued_at, expires_at, signers FROM desired`)
 		if err != nil {
 			return fmt.Errorf("read desired-state records: %w", err)
 		}
 		defer rows.Close()
 		for rows.Next() {
-			r, err := scanDesired(rows)
+			r, err := scanHead(rows)
 			if err != nil {
 				return fmt.Errorf("read desired-state records: %w", err)
 			}
@@ -64,16 +68,83 @@ func (db *DB) Snapshot(ctx context.Context) (*Snapshot, error) {
 	return s, nil
 }
 
+// snapshotDevices lists every device with only what compiling needs: id,
+// state, labels and applied revision. Reading the rest (reported apps,
+// rejections, presence) for every device was most of a snapshot's time.
+func snapshotDevices(ctx context.Context, q queryer) ([]Device, error) {
+	out, err := queryAll(ctx, q, func(row interface{ Scan(...any) error }) (Device, error) {
+		var (
+			d      Device
+			labels string
+		)
+		if err := row.Scan(&d.ID, &d.State, &labels, &d.AppliedRevision); err != nil {
+			return Device{}, err
+		}
+		if labels != "{}" && labels != "" {
+			if err := json.Unmarshal([]byte(labels), &d.Labels); err != nil {
+				return Device{}, fmt.Errorf("device %s: decode labels: %w", d.ID, err)
+			}
+		}
+		d.Labels = nonNilMap(d.Labels)
+		return d, nil
+	}, `SELECT id, state, labels, applied_revision FROM devices ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list devices: %w", err)
+	}
+	return out, nil
+}
+
 func scanDesired(row interface{ Scan(...any) error }) (DesiredRecord, error) {
 	var (
 		r               DesiredRecord
 		issued, expires int64
+		signers         string
 	)
-	if err := row.Scan(&r.DeviceID, &r.Revision, &r.Digest, &issued, &expires, &r.Envelope); err != nil {
+	if err := row.Scan(&r.DeviceID, &r.Revision, &r.Digest, &issued, &expires, &signers, &r.Envelope); err != nil {
 		return DesiredRecord{}, err
 	}
-	r.IssuedAt, r.ExpiresAt = fromUnixNano(issued), fromUnixNano(expires)
+	r.IssuedAt, r.ExpiresAt, r.Signers = fromUnixNano(issued), fromUnixNano(expires), splitSigners(signers)
 	return r, nil
+}
+
+// scanHead reads a record without its envelope.
+func scanHead(row interface{ Scan(...any) error }) (DesiredRecord, error) {
+	var (
+		r               DesiredRecord
+		issued, expires int64
+		signers         string
+	)
+	if err := row.Scan(&r.DeviceID, &r.Revision, &r.Digest, &issued, &expires, &signers); err != nil {
+		return DesiredRecord{}, err
+	}
+	r.IssuedAt, r.ExpiresAt, r.Signers = fromUnixNano(issued), fromUnixNano(expires), splitSigners(signers)
+	return r, nil
+}
+
+func splitSigners(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+// signersOf lists the key ids that signed env, for a record stored without
+// them. An envelope it cannot read names none: the compiler then signs
+// that device's document again, which is the safe side.
+func signersOf(env []byte) []string {
+	var e struct {
+		Signatures []struct {
+			KeyID string `json:"keyid"`
+		} `json:"signatures"`
+	}
+	if json.Unmarshal(env, &e) != nil {
+		return nil
+	}
+	var ids []string
+	for _, sig := range e.Signatures {
+		ids = append(ids, sig.KeyID)
+	}
+	return ids
 }
 
 // PutDesired stores desired-state records in one transaction, all or
@@ -99,20 +170,28 @@ func (db *DB) PutCompiled(ctx context.Context, recs []DesiredRecord, dirtySeq ui
 			return fmt.Errorf("%w: desired-state record for %s needs a revision, a digest, an envelope and an expiry after its issue time", ErrInvalid, r.DeviceID)
 		}
 	}
+	signers := make([]string, len(recs))
+	for i, r := range recs {
+		ids := r.Signers
+		if len(ids) == 0 {
+			ids = signersOf(r.Envelope)
+		}
+		signers[i] = strings.Join(ids, ",")
+	}
 	return db.update(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO desired (device_id, revision, digest, issued_at, expires_at, envelope)
-			VALUES (?, ?, ?, ?, ?, ?)
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO desired (device_id, revision, digest, issued_at, expires_at, signers, envelope)
+			VALUES (?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (device_id) DO UPDATE SET
 				revision = excluded.revision, digest = excluded.digest, issued_at = excluded.issued_at,
-				expires_at = excluded.expires_at, envelope = excluded.envelope
+				expires_at = excluded.expires_at, signers = excluded.signers, envelope = excluded.envelope
 			WHERE excluded.revision > desired.revision
 			   OR (excluded.revision = desired.revision AND excluded.digest = desired.digest)`)
 		if err != nil {
 			return fmt.Errorf("store desired state: %w", err)
 		}
 		defer stmt.Close()
-		for _, r := range recs {
-			res, err := stmt.ExecContext(ctx, r.DeviceID, r.Revision, r.Digest, unixNano(r.IssuedAt), unixNano(r.ExpiresAt), r.Envelope)
+		for i, r := range recs {
+			res, err := stmt.ExecContext(ctx, r.DeviceID, r.Revision, r.Digest, unixNano(r.IssuedAt), unixNano(r.ExpiresAt), signers[i], r.Envelope)
 			if err != nil {
 				return fmt.Errorf("store desired state of %s: %w", r.DeviceID, err)
 			}
@@ -123,15 +202,18 @@ func (db *DB) PutCompiled(ctx context.Context, recs []DesiredRecord, dirtySeq ui
 			}
 		}
 		if len(recs) > 0 {
-			wait, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO unpublished (device_id) VALUES (?)`)
+			// One statement for all: at 10k records a statement per id
+			// cost more than the SQL.
+			ids := make([]string, len(recs))
+			for i, r := range recs {
+				ids[i] = r.DeviceID
+			}
+			list, err := json.Marshal(ids)
 			if err != nil {
 				return fmt.Errorf("store desired state: %w", err)
 			}
-			defer wait.Close()
-			for _, r := range recs {
-				if _, err := wait.ExecContext(ctx, r.DeviceID); err != nil {
-					return fmt.Errorf("store desired state of %s: %w", r.DeviceID, err)
-				}
+			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO unpublished (device_id) SELECT value FROM json_each(?)`, string(list)); err != nil {
+				return fmt.Errorf("store desired state: mark %d documents unpublished: %w", len(recs), err)
 			}
 		}
 		if dirtySeq > 0 {
@@ -148,7 +230,7 @@ func (db *DB) PutCompiled(ctx context.Context, recs []DesiredRecord, dirtySeq ui
 // Records of deleted devices, which are kept for their revision, and of
 // pending devices are left out.
 func (db *DB) ListDesired(ctx context.Context) ([]DesiredRecord, error) {
-	out, err := queryAll(ctx, db.reader(ctx), scanDesired, `SELECT r.device_id, r.revision, r.digest, r.issued_at, r.expires_at, r.envelope
+	out, err := queryAll(ctx, db.reader(ctx), scanDesired, `SELECT r.device_id, r.revision, r.digest, r.issued_at, r.expires_at, r.signers, r.envelope
 		FROM desired r JOIN devices d ON d.id = r.device_id
 		WHERE d.state = ? ORDER BY r.device_id`, DeviceActive)
 	if err != nil {
@@ -169,13 +251,41 @@ type Published struct {
 // Unpublished returns the stored documents of active devices that no broker
 // acknowledged as they are stored, sorted by device id: new ones, those
 // whose publish failed, and those forgotten after a broker reconnect or a
-// drift (ForgetPublished, RepublishDrifting).
-func (db *DB) Unpublished(ctx context.Context) ([]DesiredRecord, error) {
-	// CROSS JOIN keeps SQLite to this order: the few waiting rows first,
-	// never a scan of every device.
-	out, err := queryAll(ctx, db.reader(ctx), scanDesired, `SELECT r.device_id, r.revision, r.digest, r.issued_at, r.expires_at, r.envelope
-		FROM unpublished u CROSS JOIN desired r ON r.device_id = u.device_id CROSS JOIN devices d ON d.id = u.device_id
-		WHERE d.state = ? ORDER BY u.device_id`, DeviceActive)
+// drift (ForgetPublished, RepublishDrifting). held are records the caller
+// has in memory (the last compile's, by device id): a stored record of the
+// same revision and issue time is taken from there instead of reading its
+// envelope again, which after a change touching every device was most of
+// the time of publishing. Nil holds none.
+func (db *DB) Unpublished(ctx context.Context, held map[string]DesiredRecord) ([]DesiredRecord, error) {
+	var out []DesiredRecord
+	err := db.viewWarm(ctx, func(tx *sql.Tx) error {
+		// CROSS JOIN keeps SQLite to this order: the few waiting rows
+		// first, never a scan of every device.
+		refs, err := queryAll(ctx, tx, scanHead, `SELECT r.device_id, r.revision, r.digest, r.issued_at, r.expires_at, r.signers
+			FROM unpublished u CROSS JOIN desired r ON r.device_id = u.device_id CROSS JOIN devices d ON d.id = u.device_id
+			WHERE d.state = ? ORDER BY u.device_id`, DeviceActive)
+		if err != nil {
+			return err
+		}
+		var envelope *sql.Stmt
+		for i, r := range refs {
+			if h, ok := held[r.DeviceID]; ok && h.Revision == r.Revision && h.IssuedAt.Equal(r.IssuedAt) && h.Digest == r.Digest {
+				refs[i].Envelope = h.Envelope
+				continue
+			}
+			if envelope == nil {
+				if envelope, err = tx.PrepareContext(ctx, `SELECT envelope FROM desired WHERE device_id = ?`); err != nil {
+					return err
+				}
+				defer envelope.Close()
+			}
+			if err := envelope.QueryRowContext(ctx, r.DeviceID).Scan(&refs[i].Envelope); err != nil {
+				return fmt.Errorf("read the envelope of %s: %w", r.DeviceID, err)
+			}
+		}
+		out = refs
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list unpublished desired state: %w", err)
 	}
@@ -190,26 +300,27 @@ func (db *DB) MarkPublished(ctx context.Context, acks []Published, at time.Time)
 	if len(acks) == 0 {
 		return nil
 	}
+	// Two statements for all, over a JSON list of [id, revision, issued]:
+	// at 10k acknowledgements two statements per one cost more than the SQL.
+	rows := make([][3]any, len(acks))
+	for i, a := range acks {
+		rows[i] = [3]any{a.DeviceID, a.Revision, unixNano(a.IssuedAt)}
+	}
+	list, err := json.Marshal(rows)
+	if err != nil {
+		return fmt.Errorf("record published state: %w", err)
+	}
 	return db.update(ctx, func(tx *sql.Tx) error {
-		put, err := tx.PrepareContext(ctx, `INSERT INTO published (device_id, revision, issued_at, at) VALUES (?, ?, ?, ?)
-			ON CONFLICT (device_id) DO UPDATE SET revision = excluded.revision, issued_at = excluded.issued_at, at = excluded.at`)
-		if err != nil {
-			return fmt.Errorf("record published state: %w", err)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO published (device_id, revision, issued_at, at)
+			SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), ?1 FROM json_each(?2) WHERE true
+			ON CONFLICT (device_id) DO UPDATE SET revision = excluded.revision, issued_at = excluded.issued_at, at = excluded.at`,
+			unixNano(at), string(list)); err != nil {
+			return fmt.Errorf("record published state of %d documents: %w", len(acks), err)
 		}
-		defer put.Close()
-		done, err := tx.PrepareContext(ctx, `DELETE FROM unpublished WHERE device_id = ?1
-			AND EXISTS (SELECT 1 FROM desired WHERE device_id = ?1 AND revision = ?2 AND issued_at = ?3)`)
-		if err != nil {
-			return fmt.Errorf("record published state: %w", err)
-		}
-		defer done.Close()
-		for _, a := range acks {
-			if _, err := put.ExecContext(ctx, a.DeviceID, a.Revision, unixNano(a.IssuedAt), unixNano(at)); err != nil {
-				return fmt.Errorf("record published state of %s: %w", a.DeviceID, err)
-			}
-			if _, err := done.ExecContext(ctx, a.DeviceID, a.Revision, unixNano(a.IssuedAt)); err != nil {
-				return fmt.Errorf("record published state of %s: %w", a.DeviceID, err)
-			}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM unpublished WHERE device_id IN (
+			SELECT d.device_id FROM json_each(?) a JOIN desired d ON d.device_id = json_extract(a.value, '$[0]')
+			 AND d.revision = json_extract(a.value, '$[1]') AND d.issued_at = json_extract(a.value, '$[2]'))`, string(list)); err != nil {
+			return fmt.Errorf("record published state of %d documents: %w", len(acks), err)
 		}
 		return nil
 	})
@@ -266,11 +377,16 @@ func (db *DB) RepublishDrifting(ctx context.Context, olderThan time.Time) ([]str
 // StaleRetained returns the ids of devices that are not active (deleted or
 // pending) but whose document a broker acknowledged: it must be cleared.
 func (db *DB) StaleRetained(ctx context.Context) ([]string, error) {
-	ids, err := queryAll(ctx, db.reader(ctx), func(row interface{ Scan(...any) error }) (string, error) {
-		var id string
-		return id, row.Scan(&id)
-	}, `SELECT p.device_id FROM published p LEFT JOIN devices d ON d.id = p.device_id
-		WHERE d.id IS NULL OR d.state <> ? ORDER BY p.device_id`, DeviceActive)
+	var ids []string
+	err := db.viewWarm(ctx, func(tx *sql.Tx) error {
+		var err error
+		ids, err = queryAll(ctx, tx, func(row interface{ Scan(...any) error }) (string, error) {
+			var id string
+			return id, row.Scan(&id)
+		}, `SELECT p.device_id FROM published p LEFT JOIN devices d ON d.id = p.device_id
+			WHERE d.id IS NULL OR d.state <> ? ORDER BY p.device_id`, DeviceActive)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list stale retained documents: %w", err)
 	}

@@ -44,8 +44,11 @@ func TestDesiredRecords(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("ListDesired = %+v\nwant %+v", got, want)
 	}
+	// A snapshot holds each record's head, not its envelope.
 	snap, err := db.Snapshot(ctx)
-	if err != nil || !reflect.DeepEqual(snap.Desired["d2"], want[1]) || len(snap.Devices) != 2 {
+	head := want[1]
+	head.Envelope = nil
+	if err != nil || !reflect.DeepEqual(snap.Desired["d2"], head) || len(snap.Devices) != 2 {
 		t.Fatalf("Snapshot = %+v, %v", snap, err)
 	}
 	if d, _ := db.GetDevice(ctx, "d2"); d.DesiredRevision != 2 {
@@ -361,4 +364,54 @@ func TestRecordStatusForgedSeqDoesNotFreeze(t *testing.T) {
 	if d, _ := db.GetDevice(ctx, "d1"); d.AppliedRevision != 4 {
 		t.Fatalf("stale report of the same run applied: %+v", d)
 	}
+}
+
+// TestDesiredSigners: the key ids that signed a record are kept beside its
+// envelope (so a snapshot need not read envelopes): given by the caller,
+// read from the envelope when not, and filled from the envelope by
+// migration 10 for records stored before it.
+func TestDesiredSigners(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	mustEnroll(t, db, "d1", nil)
+	mustEnroll(t, db, "d2", nil)
+	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	env := []byte(`{"payloadType":"x","payload":"e30=","signatures":[{"keyid":"k1","sig":"AA=="},{"keyid":"k2","sig":"AA=="}]}`)
+	recs := []DesiredRecord{
+		{DeviceID: "d1", Revision: 1, Digest: "a", IssuedAt: t0, ExpiresAt: t0.Add(time.Hour), Envelope: env},
+		{DeviceID: "d2", Revision: 1, Digest: "b", IssuedAt: t0, ExpiresAt: t0.Add(time.Hour), Signers: []string{"k3"}, Envelope: env},
+	}
+	if err := db.PutDesired(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		snap, err := db.Snapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := snap.Desired["d1"].Signers; !reflect.DeepEqual(got, []string{"k1", "k2"}) {
+			t.Errorf("%s: d1 signers %q, want those of its envelope [k1 k2]", when, got)
+		}
+		if snap.Desired["d1"].Envelope != nil {
+			t.Errorf("%s: the snapshot read an envelope", when)
+		}
+	}
+	check("stored")
+	if snap, _ := db.Snapshot(ctx); !reflect.DeepEqual(snap.Desired["d2"].Signers, []string{"k3"}) {
+		t.Errorf("d2 signers %q, want the ones given [k3]", snap.Desired["d2"].Signers)
+	}
+
+	// As a database from before migration 10 has them: none, then the
+	// migration's backfill.
+	if _, err := db.write.ExecContext(ctx, `UPDATE desired SET signers = ''`); err != nil {
+		t.Fatal(err)
+	}
+	if snap, _ := db.Snapshot(ctx); snap.Desired["d1"].Signers != nil {
+		t.Fatalf("signers not cleared: %q", snap.Desired["d1"].Signers)
+	}
+	if _, err := db.write.ExecContext(ctx, backfillSigners); err != nil {
+		t.Fatal(err)
+	}
+	check("backfilled")
 }

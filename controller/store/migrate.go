@@ -147,6 +147,9 @@ CREATE INDEX audit_at ON audit (at);
 	identitySchema,
 	// 9: sessions ended one by one, by logout (identity.go).
 	endedSessionsSchema,
+	// 10: the head of each desired-state record indexed apart from its
+	// envelope, with the key ids that signed it (change.go).
+	desiredHeadSchema,
 }
 
 // migrate applies the migrations the database has not seen yet. A database

@@ -122,7 +122,12 @@ type DesiredRecord struct {
 	Digest    string // protocol.DesiredState.ContentDigest
 	IssuedAt  time.Time
 	ExpiresAt time.Time
-	Envelope  []byte // the signed envelope last published
+	// Signers are the key ids that signed Envelope; a record stored
+	// without them has them read from its envelope.
+	Signers []string
+	// Envelope is the signed envelope last published; a Snapshot leaves
+	// it out (Signers says what the compiler needs of it).
+	Envelope []byte
 }
 
 // StatusUpdate is one status report to store.
@@ -163,7 +168,9 @@ type Snapshot struct {
 	// documents changes may have altered since the last compile.
 	Dirty DirtySet
 
-	Devices  []Device // active and pending
+	// Devices are every device, active and pending, with only what
+	// compiling reads: ID, State, Labels and AppliedRevision.
+	Devices  []Device
 	Groups   []Group
 	Settings map[string]string
 	// Desired holds the record of every device id that ever had a

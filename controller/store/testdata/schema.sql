@@ -78,7 +78,7 @@ CREATE TABLE desired (
 	issued_at  INTEGER NOT NULL,
 	expires_at INTEGER NOT NULL,
 	envelope   BLOB NOT NULL
-) STRICT;
+, signers TEXT NOT NULL DEFAULT '') STRICT;
 
 CREATE TABLE device_groups (
 	name       TEXT PRIMARY KEY,
@@ -262,6 +262,10 @@ CREATE INDEX app_artifacts_digest ON app_artifacts (digest);
 CREATE INDEX app_assignments_group ON app_assignments (group_name);
 
 CREATE INDEX audit_at ON audit (at);
+
+CREATE INDEX desired_head ON desired (device_id, revision, digest, issued_at, expires_at, signers);
+
+CREATE INDEX devices_state ON devices (id, state);
 
 CREATE INDEX ended_sessions_expiry ON ended_sessions (expires_at);
 
