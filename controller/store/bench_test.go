@@ -58,3 +58,58 @@ func BenchmarkRecordStatus(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "reports/s")
 }
+
+// BenchmarkChangeSideloadCheck is one change through the executor on a
+// 10,000-device fleet in 100 groups, without any sideload override and with
+// one (which is when the no-silent-weakening check resolves the policy of
+// the marked devices before and after): a device added to a group (one
+// device marked), and the same with every device marked (DirtyAll, as a
+// settings, role or user change marks).
+//
+//	go test ./controller/store -run '^$' -bench ChangeSideloadCheck -benchtime 20x
+func BenchmarkChangeSideloadCheck(b *testing.B) {
+	for _, tc := range []struct{ override, all bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+		override := tc.override
+		b.Run(fmt.Sprintf("override=%v,all=%v", tc.override, tc.all), func(b *testing.B) {
+			ctx := context.Background()
+			db, err := Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			const fleetSize, groups = 10000, 100
+			if _, err := db.write.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM n WHERE i < ?)
+				INSERT INTO devices (id, state, labels, enrolled_at) SELECT printf('dev-%05d', i), 'active', printf('{"line":"%d"}', i % ?), 1 FROM n`, fleetSize-1, groups); err != nil {
+				b.Fatal(err)
+			}
+			for g := range groups {
+				if _, err := db.CreateGroup(ctx, fmt.Sprintf("line-%d", g), fmt.Sprintf("line=%d", g)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if _, err := db.CreateGroup(ctx, "target", ""); err != nil {
+				b.Fatal(err)
+			}
+			if override {
+				if _, err := db.SetSideloadOverride(ctx, SideloadOverride{Group: "line-0", Policy: SideloadDeny}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			i := 0
+			for b.Loop() {
+				id := fmt.Sprintf("dev-%05d", i%fleetSize)
+				i++
+				if _, err := db.Change(ctx, AuditEntry{Actor: "admin", Action: "group.add-devices", Kind: AuditChange}, func(ctx context.Context, c *Change) error {
+					c.DirtyDevices(id)
+					if tc.all {
+						c.DirtyAll()
+					}
+					_, err := db.AddGroupDevices(ctx, "target", []string{id})
+					return err
+				}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

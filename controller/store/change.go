@@ -207,6 +207,12 @@ func (c *Change) finish(ctx context.Context) (Committed, error) {
 	if e.After, err = stateJSON(c.After); err != nil {
 		return Committed{}, err
 	}
+	// Groups are resolved again now: their members after the change.
+	if len(c.groups) > 0 && !c.all {
+		if err := c.markGroupMembers(ctx, slices.Collect(mapKeys(c.groups))); err != nil {
+			return Committed{}, err
+		}
+	}
 	// No silent weakening: a change that lifts the sideload ban anywhere
 	// is a security event, and its entry names where.
 	lifted, every, err := c.sideloadLifted(ctx)
@@ -219,12 +225,6 @@ func (c *Change) finish(ctx context.Context) (Committed, error) {
 	}
 	if e.ID, err = insertAudit(ctx, c.tx, &e); err != nil {
 		return Committed{}, err
-	}
-	// Groups are resolved again now: their members after the change.
-	if len(c.groups) > 0 && !c.all {
-		if err := c.markGroupMembers(ctx, slices.Collect(mapKeys(c.groups))); err != nil {
-			return Committed{}, err
-		}
 	}
 	marks := slices.Collect(mapKeys(c.devices))
 	if c.all {

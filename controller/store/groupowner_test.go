@@ -237,16 +237,19 @@ func TestSideloadLiftIsSecurity(t *testing.T) {
 	if _, err := db.SetSideloadOverride(ctx, SideloadOverride{Group: "open", Policy: SideloadAllow, SetBy: "sec"}); err != nil {
 		t.Fatal(err)
 	}
-	change := func(action string, fn func(ctx context.Context) error) AuditEntry {
+	// Each change marks what it may change, as the API's handlers do: the
+	// check compares the marked devices (all of them after DirtyAll).
+	change := func(action string, fn func(ctx context.Context, c *Change) error) AuditEntry {
 		t.Helper()
-		c, err := db.Change(ctx, audit(action), func(ctx context.Context, c *Change) error { return fn(ctx) })
+		c, err := db.Change(ctx, audit(action), fn)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return c.Audit
 	}
 	// Global deny (unset): d3 joining the allowing group is a lift.
-	e := change("group.add-devices", func(ctx context.Context) error {
+	e := change("group.add-devices", func(ctx context.Context, c *Change) error {
+		c.DirtyDevices("d3")
 		_, err := db.AddGroupDevices(ctx, "open", []string{"d3"})
 		return err
 	})
@@ -254,7 +257,8 @@ func TestSideloadLiftIsSecurity(t *testing.T) {
 		t.Fatalf("adding to an allowing group: %+v", e)
 	}
 	// d1 is in both: deny wins, so joining "open" lifts nothing.
-	e = change("group.add-devices", func(ctx context.Context) error {
+	e = change("group.add-devices", func(ctx context.Context, c *Change) error {
+		c.DirtyDevices("d1")
 		_, err := db.AddGroupDevices(ctx, "open", []string{"d1"})
 		return err
 	})
@@ -262,7 +266,8 @@ func TestSideloadLiftIsSecurity(t *testing.T) {
 		t.Fatalf("a change that lifts nothing: %+v", e)
 	}
 	// Removing d1 from the denying group lifts it (it stays in "open").
-	e = change("group.remove-devices", func(ctx context.Context) error {
+	e = change("group.remove-devices", func(ctx context.Context, c *Change) error {
+		c.DirtyDevices("d1")
 		_, err := db.RemoveGroupDevices(ctx, "locked", []string{"d1"})
 		return err
 	})
@@ -270,7 +275,8 @@ func TestSideloadLiftIsSecurity(t *testing.T) {
 		t.Fatalf("removing from a denying group: %+v", e)
 	}
 	// Adding to an unrelated group is a plain change.
-	e = change("group.add-devices", func(ctx context.Context) error {
+	e = change("group.add-devices", func(ctx context.Context, c *Change) error {
+		c.DirtyDevices("d2")
 		_, err := db.AddGroupDevices(ctx, "other", []string{"d2"})
 		return err
 	})
@@ -278,11 +284,19 @@ func TestSideloadLiftIsSecurity(t *testing.T) {
 		t.Fatalf("unrelated change: %+v", e)
 	}
 	// The global policy lifts d4 (in no group), not d2 (its group denies).
-	e = change("settings.sideload", func(ctx context.Context) error { return db.SetSetting(ctx, SettingSideload, SideloadAllow) })
+	e = change("settings.sideload", func(ctx context.Context, c *Change) error {
+		c.DirtyAll()
+		return db.SetSetting(ctx, SettingSideload, SideloadAllow)
+	})
 	if e.Kind != AuditSecurity || !strings.HasSuffix(e.Detail, "1 device(s): d4") {
 		t.Fatalf("global allow while d2 is denied by its group: %+v", e)
 	}
-	e = change("group.delete", func(ctx context.Context) error { return db.DeleteGroup(ctx, "locked") })
+	e = change("group.delete", func(ctx context.Context, c *Change) error {
+		if err := c.DirtyGroups(ctx, "locked"); err != nil {
+			return err
+		}
+		return db.DeleteGroup(ctx, "locked")
+	})
 	if e.Kind != AuditSecurity || !strings.Contains(e.Detail, ": d2") {
 		t.Fatalf("deleting the denying group: %+v", e)
 	}

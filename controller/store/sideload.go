@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -158,7 +159,9 @@ type sideloadState struct {
 	devices   map[string][]string // device id -> its groups; nil without overrides
 }
 
-func readSideloadState(ctx context.Context, q queryer) (sideloadState, error) {
+// readSideloadState reads the sideload state of the devices in only (nil:
+// every device).
+func readSideloadState(ctx context.Context, q queryer, only []string) (sideloadState, error) {
 	var s sideloadState
 	settings, err := listSettings(ctx, q)
 	if err != nil {
@@ -168,14 +171,22 @@ func readSideloadState(ctx context.Context, q queryer) (sideloadState, error) {
 	if s.overrides, err = listSideloadOverrides(ctx, q); err != nil || len(s.overrides) == 0 {
 		return s, err
 	}
-	devices, err := listDevices(ctx, q)
+	var devices []Device
+	if only == nil {
+		devices, err = listDevices(ctx, q)
+	} else {
+		ids, _ := json.Marshal(only)
+		devices, err = queryAll(ctx, q, scanDevice, `SELECT `+deviceColumns+deviceFrom+` WHERE d.id IN (SELECT value FROM json_each(?))`, string(ids))
+	}
 	if err != nil {
-		return s, err
+		return s, fmt.Errorf("read devices for the sideload check: %w", err)
 	}
 	groups, err := listGroups(ctx, q)
 	if err != nil {
 		return s, err
 	}
+	// A device's groups depend on its own labels and memberships only, so
+	// resolving the devices asked about alone gives their groups.
 	m, err := (&Snapshot{Devices: devices, Groups: groups}).Membership()
 	if err != nil {
 		return s, err
@@ -194,12 +205,24 @@ func readSideloadState(ctx context.Context, q queryer) (sideloadState, error) {
 // being silent, whatever path made it: an override or group deleted, a
 // device removed from a denying group or added to an allowing one, a
 // selector or a label changed.
+//
+// The devices compared are those the change marked dirty (every device
+// with DirtyAll): a device whose policy changes has a new document, so a
+// change must mark it anyway, and a change of one device on a large fleet
+// stays cheap.
 func (c *Change) sideloadLifted(ctx context.Context) (lifted []string, every bool, err error) {
-	before, err := readSideloadState(ctx, c.db.read)
+	var only []string
+	if !c.all {
+		only = slices.Collect(mapKeys(c.devices))
+		if only == nil {
+			only = []string{}
+		}
+	}
+	before, err := readSideloadState(ctx, c.db.read, only)
 	if err != nil {
 		return nil, false, fmt.Errorf("check sideload before the change: %w", err)
 	}
-	after, err := readSideloadState(ctx, c.tx)
+	after, err := readSideloadState(ctx, c.tx, only)
 	if err != nil {
 		return nil, false, fmt.Errorf("check sideload after the change: %w", err)
 	}
