@@ -253,7 +253,7 @@ func New(ctx context.Context, opts Options) (a *Agent, err error) {
 		intervals: make(chan intervals, 1),
 	}
 	if opts.Runtime != nil && opts.Apps == nil {
-		a.rt, err = newAppRuntime(opts.StateDir, opts.AppsDir, id, tlsConf, *opts.Runtime, a.log, a.NotifyStatus)
+		a.rt, err = newAppRuntime(opts.StateDir, opts.AppsDir, id, tlsConf, *opts.Runtime, store, a.log, a.NotifyStatus)
 		if err != nil {
 			return nil, err
 		}

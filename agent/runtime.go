@@ -35,7 +35,7 @@ type appRuntime struct {
 
 // newAppRuntime builds the reconciler. notify is called on every app state
 // change (the agent publishes a status report).
-func newAppRuntime(stateDir, appsDir string, id *identity.Identity, tlsConf *tls.Config, ro RuntimeOptions, log *slog.Logger, notify func()) (*appRuntime, error) {
+func newAppRuntime(stateDir, appsDir string, id *identity.Identity, tlsConf *tls.Config, ro RuntimeOptions, journal apps.Journal, log *slog.Logger, notify func()) (*appRuntime, error) {
 	fetch, err := apps.NewFetch(apps.FetchOptions{BaseURL: id.HTTPURL, TLS: tlsConf})
 	if err != nil {
 		return nil, err
@@ -59,6 +59,7 @@ func newAppRuntime(stateDir, appsDir string, id *identity.Identity, tlsConf *tls
 			manifest.RuntimeSystemd: runtime.NewSystemd(runtime.SystemdOptions{UnitDir: ro.SystemdUnitDir, User: ro.AppUser}),
 		},
 		OnChange: notify,
+		Journal:  journal, // record, then act: install steps and their events
 		Logger:   log,
 	})
 	if err != nil {

@@ -34,4 +34,12 @@ const (
 	// EventSideloadInstalled (security): an operator installed a local
 	// package through the local API, with the operator in Details.
 	EventSideloadInstalled = "sideload_installed"
+	// EventAppInstalled (info): an assigned app version was installed and
+	// started; Details carry app, version and previous (the version it
+	// replaced, if any). Reported once per install, even across a crash.
+	EventAppInstalled = "app_installed"
+	// EventAppInstallInterrupted (warning): the agent stopped during an
+	// install (Details: app, version, step); the previous version stayed
+	// current and the install is retried.
+	EventAppInstallInterrupted = "app_install_interrupted"
 )

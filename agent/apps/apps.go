@@ -106,6 +106,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Journal records each install's plan and steps before they act and
+	// queues the app_installed event when it completes (intents.go). Nil:
+	// nothing is recorded and no install events are reported.
+	Journal Journal
 }
 
 // Phases of the reconcile loop (Progress).
@@ -141,6 +145,8 @@ type Reconciler struct {
 	phase    string
 	phaseRev uint64
 	lastStep time.Time
+	// plans are the open install intents by app (intents.go). Guarded by mu.
+	plans map[string]*installPlan
 }
 
 // entry is what the reconciler knows of one app name. Guarded by mu.
@@ -189,12 +195,13 @@ func New(opts Options) (*Reconciler, error) {
 		opts.Now = time.Now
 	}
 	r := &Reconciler{opts: opts, log: opts.Logger, apps: make(map[string]*entry), wake: make(chan struct{}, 1),
-		phase: PhaseIdle, lastStep: opts.Now()}
+		phase: PhaseIdle, lastStep: opts.Now(), plans: map[string]*installPlan{}}
 	in, err := install.New(install.Options{
 		AppsDir:    opts.AppsDir,
 		StagingDir: opts.StagingDir,
 		Fetch:      r.fetch,
 		Progress:   r.progress,
+		Step:       r.step,
 		Logger:     opts.Logger,
 	})
 	if err != nil {
@@ -207,6 +214,11 @@ func New(opts Options) (*Reconciler, error) {
 		return nil, fmt.Errorf("apps: create data directory: %w", err)
 	}
 	r.in = in
+	ctx, cancel := context.WithTimeout(context.Background(), journalTimeout)
+	defer cancel()
+	if err := r.recoverInstalls(ctx); err != nil {
+		return nil, fmt.Errorf("apps: finish interrupted installs: %w", err)
+	}
 	return r, nil
 }
 
@@ -663,12 +675,26 @@ func (r *Reconciler) installOne(ctx context.Context, a protocol.AppAssignment, k
 		return
 	}
 
+	plan, err := r.beginInstall(a, old)
+	if err != nil {
+		fail(fmt.Errorf("%w: record the install of %s@%s before acting: %v", install.ErrInstall, a.Name, a.Version, err), true)
+		return
+	}
 	if err := r.in.Install(ctx, a, keys); err != nil {
+		r.endInstall(plan) // nothing changed: the previous version stays current
 		if ctx.Err() != nil {
 			return // pre-empted by a newer policy, or shutting down: the next pass resumes
 		}
 		retry := errors.Is(err, install.ErrDownload) || errors.Is(err, install.ErrInstall)
 		fail(err, retry)
+		return
+	}
+	if err := r.step(a.Name, a.Version, StepStart); err != nil {
+		// Not recorded: do not switch. The new version is current on disk
+		// but not started; its record says activate, so a restart reports
+		// it, and the next pass starts it.
+		r.endInstall(plan)
+		fail(fmt.Errorf("%w: record the start of %s@%s before acting: %v", install.ErrInstall, a.Name, a.Version, err), true)
 		return
 	}
 
@@ -687,6 +713,7 @@ func (r *Reconciler) installOne(ctx context.Context, a protocol.AppAssignment, k
 	}
 	r.runMu.Unlock()
 	if startErr != nil {
+		r.endInstall(plan) // its failure (and any rollback) shows in status
 		err := fmt.Errorf("%s@%s did not start: %w", a.Name, a.Version, startErr)
 		if old != "" && old != a.Version {
 			if rb := r.rollback(ctx, a.Name, old); rb != nil {
@@ -700,6 +727,8 @@ func (r *Reconciler) installOne(ctx context.Context, a protocol.AppAssignment, k
 		return
 	}
 	installed[a.Name] = a.Version
+	hook("started")
+	r.endInstall(plan, r.installedEvent(plan, false))
 	r.update(a.Name, func(e *entry) {
 		e.version, e.runtime, e.flag, e.startErr, e.operatorStopped = a.Version, m.Runtime, "", "", false
 		e.phase, e.target, e.reason, e.attempts, e.retryAt = "", "", "", 0, time.Time{}

@@ -28,6 +28,7 @@ import (
 	"github.com/edgewarden/edgewarden/agent/apply"
 	"github.com/edgewarden/edgewarden/agent/internal/testpki"
 	"github.com/edgewarden/edgewarden/agent/runtime"
+	"github.com/edgewarden/edgewarden/agent/state"
 	"github.com/edgewarden/edgewarden/protocol"
 	"github.com/edgewarden/edgewarden/protocol/manifest"
 )
@@ -169,11 +170,20 @@ type fixture struct {
 	cancel   context.CancelFunc
 	runDone  chan struct{}
 	clientTL *tls.Config
+	// dbPath, if set, is the agent database the reconciler journals its
+	// installs in (opened by start, closed by stop).
+	dbPath string
+	store  *state.Store
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureWith(t, func(*fixture) {}) }
+
+// newFixtureWith is newFixture with the fixture adjusted by opt before the
+// reconciler starts.
+func newFixtureWith(t *testing.T, opt func(*fixture)) *fixture {
 	f := &fixture{t: t, root: t.TempDir(), srv: newArtifactServer(t), acme: newPublisher(t, "acme"), changes: make(chan struct{}, 1)}
 	f.clientTL = f.srv.clientTLS(t)
+	opt(f)
 	f.start()
 	return f
 }
@@ -191,7 +201,14 @@ func (f *fixture) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.rec, err = New(Options{AppsDir: filepath.Join(f.root, "apps"), StagingDir: filepath.Join(f.root, "staging"), DataDir: filepath.Join(f.root, "data"),
+	var journal Journal
+	if f.dbPath != "" {
+		if f.store, err = state.Open(context.Background(), f.dbPath); err != nil {
+			t.Fatal(err)
+		}
+		journal = f.store
+	}
+	f.rec, err = New(Options{AppsDir: filepath.Join(f.root, "apps"), StagingDir: filepath.Join(f.root, "staging"), DataDir: filepath.Join(f.root, "data"), Journal: journal,
 		Fetch: fetch, Drivers: map[string]runtime.Driver{manifest.RuntimeProcess: f.proc},
 		OnChange: func() {
 			select {
@@ -216,6 +233,10 @@ func (f *fixture) stop() {
 	f.cancel()
 	<-f.runDone
 	f.proc.Close()
+	if f.store != nil {
+		f.store.Close()
+		f.store = nil
+	}
 	f.cancel = nil
 }
 

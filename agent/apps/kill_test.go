@@ -16,6 +16,7 @@ import (
 
 	"github.com/edgewarden/edgewarden/agent/apply"
 	"github.com/edgewarden/edgewarden/agent/runtime"
+	"github.com/edgewarden/edgewarden/agent/state"
 	"github.com/edgewarden/edgewarden/protocol"
 	"github.com/edgewarden/edgewarden/protocol/manifest"
 )
@@ -32,8 +33,9 @@ type childSpec struct {
 	Policy protocol.DesiredState
 	Blobs  map[string][]byte
 	Hang   string // digest whose download hangs halfway ("downloading")
-	Stage  string // "downloading" or "switching" (new version installed, not started)
+	Stage  string // "downloading", "switching" (new version installed, not started) or a hook stage
 	Marker string
+	DB     string // the agent database the child journals in ("" none)
 }
 
 func TestMain(m *testing.M) {
@@ -81,12 +83,25 @@ func runChild(specPath string) {
 		return io.NopCloser(io.MultiReader(bytes.NewReader(blob[off:half]), readerFunc(func([]byte) (int, error) { reached(s); return 0, nil }))), nil
 	}
 	log := slog.New(slog.DiscardHandler)
+	hook = func(stage string) {
+		if stage == s.Stage {
+			reached(s)
+		}
+	}
+	var journal Journal
+	if s.DB != "" {
+		st, err := state.Open(context.Background(), s.DB)
+		if err != nil {
+			os.Exit(7)
+		}
+		journal = st
+	}
 	proc, err := runtime.NewProcess(runtime.ProcessOptions{LogDir: filepath.Join(s.Root, "logs"), AppsRoot: filepath.Join(s.Root, "apps"), Logger: log})
 	if err != nil {
 		os.Exit(4)
 	}
 	rec, err := New(Options{AppsDir: filepath.Join(s.Root, "apps"), StagingDir: filepath.Join(s.Root, "staging"), DataDir: filepath.Join(s.Root, "data"),
-		Fetch: fetch, Drivers: map[string]runtime.Driver{manifest.RuntimeProcess: blockingDriver{proc, s}}, Logger: log})
+		Fetch: fetch, Drivers: map[string]runtime.Driver{manifest.RuntimeProcess: blockingDriver{proc, s}}, Journal: journal, Logger: log})
 	if err != nil {
 		os.Exit(5)
 	}
@@ -117,10 +132,16 @@ func runningVersions(t *testing.T, root, name string) []string {
 	return out
 }
 
+// Record, then act, for each install step: the agent is killed with -9
+// right after recording a step and before acting on it, and right after
+// starting the new version but before the install is marked complete (the
+// moment an event would be lost or sent twice). The restarted agent leaves
+// exactly one version running, the one assigned, finishes or rolls back
+// the open record, and the install is reported exactly once.
 func TestKill9DuringUpgrade(t *testing.T) {
-	for _, stage := range []string{"downloading", "switching"} {
+	for _, stage := range []string{"downloading", "switching", "download-recorded", "unpack-recorded", "activate-recorded", "start-recorded", "started"} {
 		t.Run(stage, func(t *testing.T) {
-			f := newFixture(t)
+			f := newFixtureWith(t, func(f *fixture) { f.dbPath = filepath.Join(t.TempDir(), "agent.db") })
 			v1 := f.acme.assignment(t, f.srv, "hello", "1.0.0")
 			// A large artifact so the download can stop halfway.
 			v2 := f.acme.assignment(t, f.srv, "hello", "2.0.0")
@@ -136,7 +157,7 @@ func TestKill9DuringUpgrade(t *testing.T) {
 			f.srv.mu.Unlock()
 			doc := f.policy([]protocol.AppAssignment{v2}).Doc
 			dir := t.TempDir()
-			spec := childSpec{Root: f.root, Policy: *doc, Blobs: blobs, Stage: stage, Marker: filepath.Join(dir, "reached")}
+			spec := childSpec{Root: f.root, Policy: *doc, Blobs: blobs, Stage: stage, Marker: filepath.Join(dir, "reached"), DB: f.dbPath}
 			if stage == "downloading" {
 				spec.Hang = d2
 			}
@@ -186,6 +207,29 @@ func TestKill9DuringUpgrade(t *testing.T) {
 				v := runningVersions(t, f.root, "hello")
 				return len(v) == 1 && v[0] == "2.0.0"
 			})
+
+			// Reported exactly once: each version's app_installed event is
+			// in the outbox once, and no install record is left open.
+			evs, err := f.store.PendingEvents(context.Background(), 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			installed := map[string]int{}
+			interrupted := 0
+			for _, ev := range evs {
+				switch ev.Kind {
+				case protocol.EventAppInstalled:
+					installed[ev.Details["version"]]++
+				case protocol.EventAppInstallInterrupted:
+					interrupted++
+				}
+			}
+			if installed["1.0.0"] != 1 || installed["2.0.0"] != 1 || interrupted > 1 {
+				t.Fatalf("events: app_installed by version %v, app_install_interrupted %d; want each version once, at most one interruption\n%v", installed, interrupted, evs)
+			}
+			if open, err := f.store.OpenIntents(context.Background(), IntentInstall); err != nil || len(open) != 0 {
+				t.Fatalf("install records left open: %v %v", open, err)
+			}
 		})
 	}
 }

@@ -83,6 +83,11 @@ type Options struct {
 	Fetch FetchFunc
 	// Progress, if set, is called at every step. It must not block.
 	Progress func(Progress)
+	// Step, if set, is called before each step of an install acts on the
+	// disk, with the step's name (StepDownload, StepUnpack, StepActivate):
+	// the caller records its intent there (record, then act). An error
+	// stops the install before the step, with nothing changed by it.
+	Step func(name, version, step string) error
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 	// KeepVersions is how many versions of an app stay on disk, the
@@ -95,6 +100,24 @@ type Options struct {
 type Installer struct {
 	opts Options
 	log  *slog.Logger
+}
+
+// Install steps, as passed to Options.Step.
+const (
+	StepDownload = "download" // fetch each artifact into staging, hashing as it is written (verify)
+	StepUnpack   = "unpack"   // assemble the app in staging and move it into place
+	StepActivate = "activate" // make the version current
+)
+
+// step calls Options.Step.
+func (in *Installer) step(name, version, step string) error {
+	if in.opts.Step == nil {
+		return nil
+	}
+	if err := in.opts.Step(name, version, step); err != nil {
+		return fmt.Errorf("%w: record the %s step of %s@%s before acting: %v", ErrInstall, step, name, version, err)
+	}
+	return nil
 }
 
 // hook lets tests stop an install at a named stage (to kill the process).
@@ -148,6 +171,9 @@ func (in *Installer) Install(ctx context.Context, a protocol.AppAssignment, publ
 	verDir := filepath.Join(appDir, "versions", m.Version)
 	if same, _ := sameManifest(verDir, a.Manifest); same {
 		// Already assembled (an earlier install or a rollback target).
+		if err := in.step(m.Name, m.Version, StepActivate); err != nil {
+			return err
+		}
 		if err := in.switchCurrent(appDir, m.Version); err != nil {
 			return err
 		}
@@ -161,6 +187,9 @@ func (in *Installer) Install(ctx context.Context, a protocol.AppAssignment, publ
 		return fmt.Errorf("%w: clear staging: %v", ErrInstall, err)
 	}
 	defer os.RemoveAll(build)
+	if err := in.step(m.Name, m.Version, StepDownload); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(filepath.Join(build, metaDir), 0o755); err != nil {
 		return fmt.Errorf("%w: %v", ErrInstall, err)
 	}
@@ -171,6 +200,9 @@ func (in *Installer) Install(ctx context.Context, a protocol.AppAssignment, publ
 	}
 
 	in.report(Progress{Name: m.Name, Version: m.Version, State: protocol.AppInstalling})
+	if err := in.step(m.Name, m.Version, StepUnpack); err != nil {
+		return err
+	}
 	if err := writeSynced(filepath.Join(build, metaDir, "manifest.json"), a.Manifest, 0o444); err != nil {
 		return fmt.Errorf("%w: %v", ErrInstall, err)
 	}
@@ -201,6 +233,9 @@ func (in *Installer) Install(ctx context.Context, a protocol.AppAssignment, publ
 		return fmt.Errorf("%w: %v", ErrInstall, err)
 	}
 	hook("before-switch")
+	if err := in.step(m.Name, m.Version, StepActivate); err != nil {
+		return err
+	}
 	if err := in.switchCurrent(appDir, m.Version); err != nil {
 		return err
 	}

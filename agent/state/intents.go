@@ -31,6 +31,20 @@ func (s *Store) RecordIntent(ctx context.Context, kind, id string, plan []byte) 
 	return nil
 }
 
+// UpdateIntent replaces the plan of the open intent id (an install moving
+// to its next step records that step before acting on it). Updating an
+// intent that is gone changes nothing.
+func (s *Store) UpdateIntent(ctx context.Context, id string, plan []byte) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE intents SET plan = ? WHERE id = ?`, plan, id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("update intent %s: %w", id, err)
+	}
+	return nil
+}
+
 // CompleteIntent queues events in the outbox and removes the intent id, in
 // one transaction. Completing an intent that is gone queues nothing (it was
 // completed before), so a retry cannot report twice.
