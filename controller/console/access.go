@@ -14,8 +14,10 @@ type accessData struct {
 	Grants []apiv1.Grant
 	Roles  []apiv1.Role
 	Teams  []apiv1.Team
-	// Invitation is shown once, right after an invite.
+	// Invitation is shown once, right after an invite or (Reset) a
+	// password reset.
 	Invitation *apiv1.Invitation
+	Reset      bool
 }
 
 func (c *Console) accessData(rq *request) (accessData, error) {
@@ -62,6 +64,29 @@ func (c *Console) accessDisable(rq *request) error {
 		return err
 	}
 	return redirect(rq, "/access", "User "+name+" disabled.")
+}
+
+func (c *Console) accessEnable(rq *request) error {
+	name := rq.r.PathValue("name")
+	if _, err := rq.api.EnableUser(rq.ctx(), name); err != nil {
+		return err
+	}
+	return redirect(rq, "/access", "User "+name+" enabled.")
+}
+
+// accessReset resets a user's password: the one-time activation token is
+// shown on this answer only, as after an invite.
+func (c *Console) accessReset(rq *request) error {
+	inv, err := rq.api.ResetPassword(rq.ctx(), rq.r.PathValue("name"), 0)
+	if err != nil {
+		return err
+	}
+	d, err := c.accessData(rq)
+	if err != nil {
+		return err
+	}
+	d.Invitation, d.Reset = inv, true
+	return c.page(rq, "access", "Access", d)
 }
 
 func (c *Console) accessGrant(rq *request) error {

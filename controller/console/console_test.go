@@ -315,23 +315,24 @@ func TestViewerCannotUseAdminPages(t *testing.T) {
 	csrf := b.csrf("/")
 	deniedBefore := denials(s.api.Audit(t))
 	for path, form := range map[string]url.Values{
-		"/groups":                     {"name": {"rogue"}},
-		"/groups/g1/delete":           {"confirm": {"g1"}},
-		"/access/invite":              {"name": {"mallory"}},
-		"/access/users/admin/disable": {},
-		"/access/grants":              {"role": {"admin"}, "kind": {"user"}, "subject": {"vera"}, "scope_kind": {"global"}},
-		"/groups/g1/share":            {"role": {"viewer"}, "kind": {"user"}, "subject": {"admin"}},
-		"/security/sideload":          {"policy": {"allow"}},
-		"/security/publishers":        {"name": {"evil"}, "key": {publicKeyPEM(t)}},
-		"/access/roles":               {"name": {"everything"}, "action": {"controller:manage-roles"}},
+		"/groups":                            {"name": {"rogue"}},
+		"/groups/g1/delete":                  {"confirm": {"g1"}},
+		"/access/invite":                     {"name": {"mallory"}},
+		"/access/users/admin/disable":        {},
+		"/access/grants":                     {"role": {"admin"}, "kind": {"user"}, "subject": {"vera"}, "scope_kind": {"global"}},
+		"/groups/g1/share":                   {"role": {"viewer"}, "kind": {"user"}, "subject": {"admin"}},
+		"/security/sideload":                 {"policy": {"allow"}},
+		"/security/publishers":               {"name": {"evil"}, "key": {publicKeyPEM(t)}},
+		"/access/roles":                      {"name": {"everything"}, "action": {"controller:manage-roles"}},
+		"/access/users/admin/reset-password": {},
 	} {
 		form.Set("csrf", csrf)
 		if a := b.post(path, form); a.status != http.StatusForbidden {
 			t.Errorf("viewer POST %s: %d, want 403\n%s", path, a.status, a.body)
 		}
 	}
-	if n := denials(s.api.Audit(t)) - deniedBefore; n != 9 {
-		t.Errorf("%d refusals audited as access.denied, want 9", n)
+	if n := denials(s.api.Audit(t)) - deniedBefore; n != 10 {
+		t.Errorf("%d refusals audited as access.denied, want 10", n)
 	}
 	if st, err := c.Settings(ctx); err != nil || st.Sideload != "deny" {
 		t.Errorf("sideload policy after the viewer's post: %+v %v", st, err)
@@ -624,4 +625,74 @@ func TestSecurityAndRoleForms(t *testing.T) {
 	if ts, _ := c.ListTeams(ctx); len(ts) != 0 {
 		t.Errorf("teams after delete: %+v", ts)
 	}
+}
+
+// TestPasswordAndAccounts: a user changes their own password on the Me
+// page (a wrong old password or a mismatched confirmation changes
+// nothing); the new session replaces the cookie and the old token is
+// refused. An admin disables, enables and resets a user's password (the
+// activation token shown once).
+func TestPasswordAndAccounts(t *testing.T) {
+	s := newSite(t)
+	c := s.admin(t)
+	s.api.AddUser(t, "olga", "olga-password-1", store.UserActive)
+	b := s.browser(t)
+	b.mustLogin("olga", "olga-password-1")
+	if a := b.get("/me"); a.status != http.StatusOK || !strings.Contains(a.body, `id="me-name">olga`) {
+		t.Fatalf("me: %d\n%s", a.status, a.body)
+	}
+	csrf := b.csrf("/me")
+	if a := b.post("/me/password", url.Values{"csrf": {csrf}, "old": {"wrong-password-1"}, "new": {"a-much-better-one-9"}, "confirm": {"a-much-better-one-9"}}); a.status != http.StatusForbidden || !strings.Contains(a.body, `id="error"`) {
+		t.Fatalf("wrong old password: %d\n%s", a.status, a.body)
+	}
+	if a := b.post("/me/password", url.Values{"csrf": {csrf}, "old": {"olga-password-1"}, "new": {"a-much-better-one-9"}, "confirm": {"a-much-better-one-8"}}); a.status != http.StatusBadRequest {
+		t.Fatalf("mismatched confirmation: %d", a.status)
+	}
+	old := b.cookie()
+	if a := b.post("/me/password", url.Values{"csrf": {csrf}, "old": {"olga-password-1"}, "new": {"a-much-better-one-9"}, "confirm": {"a-much-better-one-9"}}); a.status != http.StatusSeeOther {
+		t.Fatalf("change password: %d\n%s", a.status, a.body)
+	}
+	if b.cookie() == old {
+		t.Fatal("the session cookie was not replaced")
+	}
+	if a := b.get("/me"); a.status != http.StatusOK {
+		t.Fatalf("after the change, with the new cookie: %d", a.status)
+	}
+	stale, _ := client.New(client.Options{BaseURL: s.api.URL, CAFile: s.api.CAFile, Token: old})
+	if _, err := stale.ListDevices(ctx); !client.IsStatus(err, http.StatusUnauthorized) {
+		t.Errorf("the old session after a password change: %v, want 401", err)
+	}
+	if b2 := s.browser(t); b2.login("olga", "a-much-better-one-9").status != http.StatusSeeOther {
+		t.Error("the new password does not log in")
+	}
+
+	a := s.browser(t)
+	a.mustLogin(apitest.AdminUser, apitest.AdminPassword)
+	acsrf := a.csrf("/access")
+	for _, step := range []struct{ path, want string }{{"/access/users/olga/disable", "disabled"}, {"/access/users/olga/enable", "active"}} {
+		if r := a.post(step.path, url.Values{"csrf": {acsrf}}); r.status != http.StatusSeeOther {
+			t.Fatalf("POST %s: %d\n%s", step.path, r.status, r.body)
+		}
+		us, _ := c.ListUsers(ctx)
+		for _, u := range us {
+			if u.Name == "olga" && u.State != step.want {
+				t.Errorf("after %s olga is %s, want %s", step.path, u.State, step.want)
+			}
+		}
+	}
+	r := a.post("/access/users/olga/reset-password", url.Values{"csrf": {acsrf}})
+	if r.status != http.StatusOK || !strings.Contains(r.body, "Reset the password of") || !strings.Contains(r.body, `class="secret"`) {
+		t.Fatalf("reset password: %d\n%s", r.status, r.body)
+	}
+}
+
+// cookie is the browser's session cookie.
+func (b *browser) cookie() string {
+	u, _ := url.Parse(b.s.URL)
+	for _, c := range b.http.Jar.Cookies(u) {
+		if c.Name == "__Host-edgewarden-session" {
+			return c.Value
+		}
+	}
+	return ""
 }

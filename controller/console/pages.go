@@ -14,7 +14,8 @@ func pageTable() []Page {
 		{Method: "GET", Path: "/login", Access: Public, Calls: []string{"getBanner"}, Summary: "The system-use notification and the login form", h: (*Console).loginPage},
 		{Method: "POST", Path: "/login", Access: Public, Calls: []string{"login", "getBanner"}, Summary: "Log in: sets the session cookie", h: (*Console).loginPost},
 		{Method: "POST", Path: "/logout", Calls: []string{"logout"}, Summary: "Log out: ends the session on the controller and its cookie", h: (*Console).logoutPost},
-		{Method: "GET", Path: "/me", Calls: []string{"checkAccess", "getVersion"}, Summary: "Who I am and which versions run", h: (*Console).mePage},
+		{Method: "GET", Path: "/me", Calls: []string{"checkAccess", "whoami", "getVersion"}, Summary: "Who I am (teams, grants, session), which versions run; change my password", h: (*Console).mePage},
+		{Method: "POST", Path: "/me/password", Calls: []string{"changePassword", "whoami", "getVersion"}, Summary: "Change my password (with the old one); my other sessions end", h: (*Console).passwordPost},
 
 		{Method: "GET", Path: "/{$}", Calls: []string{"checkAccess", "fleetStatus", "listDevices", "listGroups"}, Summary: "Fleet overview with filters", h: (*Console).overview},
 		{Method: "GET", Path: "/devices/{id}", Calls: []string{"checkAccess", "getDevice", "listEvents"}, Summary: "One device: groups, labels, apps, revisions, events", h: (*Console).devicePage},
@@ -45,6 +46,8 @@ func pageTable() []Page {
 		{Method: "GET", Path: "/access", Calls: []string{"checkAccess", "listUsers", "listGrants", "listTeams", "listRoles"}, Summary: "Users, teams and grants", h: (*Console).accessPage},
 		{Method: "POST", Path: "/access/invite", Calls: []string{"inviteUser", "listUsers", "listGrants", "listTeams", "listRoles"}, Summary: "Invite a user", h: (*Console).accessInvite},
 		{Method: "POST", Path: "/access/users/{name}/disable", Calls: []string{"disableUser"}, Summary: "Disable a user", h: (*Console).accessDisable},
+		{Method: "POST", Path: "/access/users/{name}/enable", Calls: []string{"enableUser"}, Summary: "Enable a disabled user", h: (*Console).accessEnable},
+		{Method: "POST", Path: "/access/users/{name}/reset-password", Calls: []string{"resetUserPassword", "listUsers", "listGrants", "listTeams", "listRoles"}, Summary: "Reset a user's password: a one-time activation token, shown once", h: (*Console).accessReset},
 		{Method: "POST", Path: "/access/grants", Calls: []string{"createGrant"}, Summary: "Give a role on a scope", h: (*Console).accessGrant},
 		{Method: "POST", Path: "/access/grants/{id}/delete", Calls: []string{"deleteGrant"}, Summary: "Delete a grant", h: (*Console).accessGrantDelete},
 		{Method: "POST", Path: "/access/teams", Calls: []string{"createTeam"}, Summary: "Create a team", h: (*Console).teamCreate},
