@@ -2,14 +2,8 @@ package api_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/x509"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -17,68 +11,30 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgewarden/edgewarden/controller/api"
 	"github.com/edgewarden/edgewarden/controller/api/apitest"
 	"github.com/edgewarden/edgewarden/controller/apiv1"
 	"github.com/edgewarden/edgewarden/controller/auth"
 	"github.com/edgewarden/edgewarden/controller/client"
 	"github.com/edgewarden/edgewarden/controller/store"
 	"github.com/edgewarden/edgewarden/protocol/access"
-	"github.com/edgewarden/edgewarden/protocol/optoken"
 )
 
-// accessEnv is the real API over the real SQLite store, with helpers to
-// make users and log them in.
+// accessEnv is the API test server (apitest, on the real SQLite store),
+// with helpers to make users and log them in.
 type accessEnv struct {
 	t       *testing.T
+	srv     *apitest.Server
 	db      *store.DB
 	url     string
 	pool    *x509.CertPool
-	changes atomic.Int64
+	changes *atomic.Int64
 }
 
 func newAccessEnv(t *testing.T) *accessEnv {
 	t.Helper()
-	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "controller.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	e := &accessEnv{t: t, db: db}
-	e.addUser("admin", store.UserActive) // the first user: admin
-	pki, err := apitest.NewPKI()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	sessions, _ := auth.NewSessions(auth.SessionOptions{Key: key})
-	_, tokKey, _ := ed25519.GenerateKey(rand.Reader)
-	signer, err := optoken.NewSigner(tokKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := api.New(api.Options{
-		Store: db,
-		PKI:   pki,
-		Membership: api.MembershipFunc(func(ctx context.Context) (api.MemberLookup, error) {
-			m, err := db.Membership(ctx)
-			if err != nil {
-				return nil, err
-			}
-			return m, nil
-		}),
-		Sessions:    sessions,
-		Changed:     func() { e.changes.Add(1) },
-		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		TokenSigner: signer,
-	})
-	srv := httptest.NewTLSServer(a.Handler())
-	t.Cleanup(srv.Close)
-	e.url = srv.URL
-	e.pool = x509.NewCertPool()
-	e.pool.AddCert(srv.Certificate())
-	return e
+	// The admin shares every other user's password here.
+	s := apitest.Start(t, apitest.Options{AdminPassword: testPassword})
+	return &accessEnv{t: t, srv: s, db: s.SQLite(t), url: s.URL, pool: s.ServerPool(), changes: &s.Changes}
 }
 
 const testPassword = "a long password 1"

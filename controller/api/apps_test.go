@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
@@ -17,7 +16,6 @@ import (
 	"encoding/pem"
 	"io"
 	"io/fs"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -26,22 +24,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgewarden/edgewarden/controller/api"
 	"github.com/edgewarden/edgewarden/controller/api/apitest"
 	"github.com/edgewarden/edgewarden/controller/apiv1"
 	"github.com/edgewarden/edgewarden/controller/auth"
-	"github.com/edgewarden/edgewarden/controller/catalog"
 	"github.com/edgewarden/edgewarden/controller/client"
 	"github.com/edgewarden/edgewarden/controller/store"
 	"github.com/edgewarden/edgewarden/protocol"
-	"github.com/edgewarden/edgewarden/protocol/access"
 	"github.com/edgewarden/edgewarden/protocol/manifest"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 )
 
-// appsEnv is the real API with the SQLite store and the real catalogue,
-// served over TLS that requests (not requires) client certificates from
-// the apitest CA, as the controller's HTTPS listener does.
+// appsEnv is the API test server (apitest: the real API on the SQLite
+// store with the real catalogue, served over TLS that requests, not
+// requires, client certificates from the apitest CA, as the controller's
+// HTTPS listener does), with an admin client and an anonymous one.
 type appsEnv struct {
 	t      *testing.T
 	db     *store.DB
@@ -54,60 +50,10 @@ type appsEnv struct {
 
 func newAppsEnv(t *testing.T) *appsEnv {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	db, err := store.Open(ctx, filepath.Join(dir, "controller.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	hash, err := auth.HashPassword("admin-password")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.CreateUser(ctx, store.User{Name: "admin", PasswordHash: hash, State: store.UserActive, CreatedAt: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	// The migration grants admin to the first user of an initialised
-	// database; this one gets its user after migrating.
-	db.CreateGrant(ctx, store.Grant{Grant: access.Grant{ID: "g-test-admin", Subject: access.Subject{Kind: access.SubjectUser, Name: "admin"}, Role: "admin", Scope: access.Scope{Kind: access.ScopeGlobal}}, CreatedBy: "test", CreatedAt: time.Now()})
-	pki, err := apitest.NewPKI()
-	if err != nil {
-		t.Fatal(err)
-	}
-	artDir := filepath.Join(dir, "artifacts")
-	st, err := catalog.OpenStore(artDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	sessions, _ := auth.NewSessions(auth.SessionOptions{Key: key})
-	a := api.New(api.Options{
-		Store: db,
-		PKI:   pki,
-		Membership: api.MembershipFunc(func(ctx context.Context) (api.MemberLookup, error) {
-			m, err := db.Membership(ctx)
-			if err != nil {
-				return nil, err
-			}
-			return m, nil
-		}),
-		Sessions: sessions,
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Apps:     db,
-		Catalog:  catalog.New(st),
-
-		TokenSigner: tokenSigner(t),
-	})
-	srv := httptest.NewUnstartedServer(a.Handler())
-	caPool := x509.NewCertPool()
-	caPool.AddCert(pki.CACert())
-	srv.TLS = &tls.Config{ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: caPool}
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	e := &appsEnv{t: t, db: db, artDir: artDir, srv: srv, pki: pki}
+	s := apitest.Start(t, apitest.Options{})
+	e := &appsEnv{t: t, db: s.SQLite(t), artDir: s.ArtifactDir, srv: s.Server, pki: s.PKI}
 	e.anon = e.newClient("", nil)
-	login, err := e.anon.Login(ctx, "admin", "admin-password")
+	login, err := e.anon.Login(context.Background(), apitest.AdminUser, apitest.AdminPassword)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,78 +2,26 @@ package api_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"crypto/x509"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"slices"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/edgewarden/edgewarden/controller/api"
 	"github.com/edgewarden/edgewarden/controller/api/apitest"
 	"github.com/edgewarden/edgewarden/controller/apiv1"
-	"github.com/edgewarden/edgewarden/controller/auth"
-	"github.com/edgewarden/edgewarden/controller/client"
 	"github.com/edgewarden/edgewarden/controller/store"
 )
 
 var _ api.Store = (*store.DB)(nil)
 
-// TestRealStore runs the enrollment and group flow against the SQLite store.
+// TestRealStore runs the enrollment and group flow against the store
+// apitest runs on (SQLite by default), reading it back through Backend
+// only, so it runs on any store.
 func TestRealStore(t *testing.T) {
 	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "controller.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	hash, err := auth.HashPassword("admin-password")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.CreateUser(ctx, store.User{Name: "admin", PasswordHash: hash, State: store.UserActive, CreatedAt: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	pki, err := apitest.NewPKI()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	sessions, _ := auth.NewSessions(auth.SessionOptions{Key: key})
-	var changes atomic.Int64
-	a := api.New(api.Options{
-		Store: db,
-		PKI:   pki,
-		Membership: api.MembershipFunc(func(ctx context.Context) (api.MemberLookup, error) {
-			m, err := db.Membership(ctx)
-			if err != nil {
-				return nil, err
-			}
-			return m, nil
-		}),
-		Sessions: sessions,
-		Changed:  func() { changes.Add(1) },
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	srv := httptest.NewTLSServer(a.Handler())
-	t.Cleanup(srv.Close)
-	pool := x509.NewCertPool()
-	pool.AddCert(srv.Certificate())
-	anonC, err := client.New(client.Options{BaseURL: srv.URL, CAPool: pool})
-	if err != nil {
-		t.Fatal(err)
-	}
-	login, err := anonC.Login(ctx, "admin", "admin-password")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := client.New(client.Options{BaseURL: srv.URL, CAPool: pool, Token: login.Token})
+	s := apitest.NewServer(t, nil)
+	db, changes := s.Store, &s.Changes
+	anonC, c := anon(t, s), admin(t, s)
 
 	if _, err := c.CreateGroup(ctx, "site-a", "site=a"); err != nil {
 		t.Fatal(err)

@@ -83,6 +83,9 @@ type Options struct {
 	// Configure, if not nil, may change the API options before the API
 	// is built.
 	Configure func(*api.Options)
+	// AdminPassword is the password of the admin user (AdminUser) the
+	// server creates. Empty means AdminPassword.
+	AdminPassword string
 }
 
 // Server is the real API over HTTPS. Its TLS listener requests (does not
@@ -149,7 +152,10 @@ func Start(t testing.TB, opts Options) *Server {
 	faults := &faulty{Backend: opts.OpenStore(t), fail: map[string]error{}}
 	s := &Server{Store: faults, PKI: pki, Sessions: sessions, ArtifactDir: filepath.Join(dir, "artifacts"), faults: faults}
 	// The first user of a store is its admin (the store grants it).
-	s.AddUser(t, AdminUser, AdminPassword, store.UserActive)
+	if opts.AdminPassword == "" {
+		opts.AdminPassword = AdminPassword
+	}
+	s.AddUser(t, AdminUser, opts.AdminPassword, store.UserActive)
 
 	o := api.Options{
 		Store: s.Store,
@@ -185,6 +191,19 @@ func Start(t testing.TB, opts Options) *Server {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// SQLite returns the SQLite store under the server, for a test that reads
+// or changes it beyond Backend (a change through store.Change, a snapshot).
+// On another store (Options.OpenStore) such a test is skipped, so the rest
+// of the suite still runs there.
+func (s *Server) SQLite(t testing.TB) *store.DB {
+	t.Helper()
+	db, ok := s.faults.Backend.(*store.DB)
+	if !ok {
+		t.Skipf("this test reaches into the SQLite store; the server runs on %T", s.faults.Backend)
+	}
+	return db
 }
 
 // ServerPool returns a pool holding the server's certificate.
