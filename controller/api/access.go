@@ -716,9 +716,11 @@ func (a *API) listGrants(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	all := v.Allowed(actor, access.ControllerManageRoles, access.ControllerResource())
+	p, _ := principalOf(r)
 	out := make([]apiv1.Grant, 0, len(gs))
 	for _, g := range gs {
-		if all || concerns(v, actor, g.Subject) ||
+		mine := concerns(v, actor, g.Subject) && (g.Subject.Kind != access.SubjectUser || g.SubjectID == p.UserID)
+		if all || mine ||
 			(g.Scope.Kind == access.ScopeDeviceGroup && v.Allowed(actor, access.DeviceGroupShare, v.Group(g.Scope.Name))) {
 			out = append(out, grantView(g))
 		}
@@ -961,7 +963,8 @@ func (a *API) issueToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rec := store.OperatorToken{ID: c.ID, User: actor, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt}
+	p, _ := principalOf(r)
+	rec := store.OperatorToken{ID: c.ID, User: actor, UserID: p.UserID, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt}
 	err = a.change(r, store.AuditSecurity, "token.issue", c.ID, "expires "+c.ExpiresAt.Format(time.RFC3339), func(ctx context.Context, ch *store.Change) error {
 		ch.After = tokenView(rec)
 		return st.RecordToken(ctx, rec)
@@ -982,16 +985,21 @@ func (a *API) listTokens(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	user := actor
-	if v.Allowed(actor, access.ControllerManageTokens, access.ControllerResource()) {
+	all := v.Allowed(actor, access.ControllerManageTokens, access.ControllerResource())
+	if all {
 		user = ""
 	}
 	ts, err := st.ListTokens(r.Context(), user)
 	if err != nil {
 		return err
 	}
+	p, _ := principalOf(r)
 	out := make([]apiv1.OperatorToken, 0, len(ts))
 	for _, t := range ts {
-		out = append(out, tokenView(t))
+		// One's own by id: not those of a deleted user who had the name.
+		if all || t.UserID == p.UserID {
+			out = append(out, tokenView(t))
+		}
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
@@ -1009,7 +1017,7 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil && !(errors.Is(err, store.ErrNotFound) && !mayAll) {
 		return err
 	}
-	if err != nil || (t.User != actor && !mayAll) {
+	if p, _ := principalOf(r); err != nil || (t.UserID != p.UserID && !mayAll) {
 		// Do not tell others' token ids from unknown ones.
 		return a.denied(r, access.ControllerManageTokens, access.ControllerResource(), v.Decide(actor, access.ControllerManageTokens, access.ControllerResource()))
 	}

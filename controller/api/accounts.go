@@ -11,6 +11,7 @@ import (
 	"github.com/edgewarden/edgewarden/controller/apiv1"
 	"github.com/edgewarden/edgewarden/controller/auth"
 	"github.com/edgewarden/edgewarden/controller/store"
+	"github.com/edgewarden/edgewarden/protocol/access"
 )
 
 // Accounts: what users do with their own account (whoami, passwd, logout)
@@ -221,7 +222,7 @@ func (a *API) whoami(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := apiv1.WhoAmI{Name: actor, ID: p.UserID, Teams: nonNil(v.TeamsOf(actor)), Grants: []apiv1.Grant{}, SessionExpiresAt: p.Expires}
 	for _, g := range gs {
-		if concerns(v, actor, g.Subject) {
+		if concerns(v, actor, g.Subject) && (g.Subject.Kind != access.SubjectUser || g.SubjectID == p.UserID) {
 			out.Grants = append(out.Grants, grantView(g))
 		}
 	}

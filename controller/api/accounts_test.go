@@ -331,3 +331,47 @@ func rawRequest(t *testing.T, e *accessEnv, method, path, token string) (int, ht
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, resp.Header, string(b)
 }
+
+// TestAuditEntriesCarryActorID: every audit entry a user's request wrote
+// (changes, logins, failed and throttled logins, refusals, logouts) names
+// the user's immutable id beside its name.
+func TestAuditEntriesCarryActorID(t *testing.T) {
+	e := newAccessEnv(t)
+	ctx := context.Background()
+	e.addUser("gina", store.UserActive)
+	admin, gina := e.login("admin"), e.login("gina")
+	if _, err := admin.CreateGroup(ctx, "line-1", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gina.CreateGroup(ctx, "mine", ""); err == nil { // refused: no grant
+		t.Fatal("gina created a group without a grant")
+	}
+	for range 7 { // wrong passwords, then throttled
+		_, _ = e.anon().Login(ctx, "gina", "not the password at all")
+	}
+	_, _ = e.anon().Login(ctx, "nobody-here", "not the password at all")
+	if err := gina.Logout(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]string{"admin": e.userID("admin"), "gina": e.userID("gina")}
+	es, err := e.db.ListAudit(ctx, store.AuditFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, a := range es {
+		id, isUser := ids[a.Actor]
+		if !isUser {
+			continue
+		}
+		seen[a.Action] = true
+		if a.ActorID != id {
+			t.Errorf("audit entry %s by %s has actor id %q, want %q", a.Action, a.Actor, a.ActorID, id)
+		}
+	}
+	for _, action := range []string{"user.login", "user.login-failed", "access.denied", "group.create", "user.logout"} {
+		if !seen[action] {
+			t.Errorf("no %s entry by a user: %v", action, seen)
+		}
+	}
+}

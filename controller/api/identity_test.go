@@ -67,9 +67,23 @@ func TestReusedNameIsAnotherUser(t *testing.T) {
 			t.Fatalf("new bob inherited old bob's grant %s", g.ID)
 		}
 	}
-	// The new bob's own session works.
-	if _, err := e.login("bob").ListTokens(ctx); err != nil {
+	// The new bob's own session works; old bob's tokens are not his: he
+	// neither sees nor revokes them, and whoami shows him no grant.
+	newBob := e.login("bob")
+	mine, err := newBob.ListTokens(ctx)
+	if err != nil {
 		t.Fatalf("new bob: %v", err)
+	}
+	if len(mine) != 0 {
+		t.Fatalf("new bob lists old bob's tokens: %+v", mine)
+	}
+	wantStatus(t, newBob.RevokeToken(ctx, tok.ID), http.StatusForbidden)
+	me, err := newBob.WhoAmI(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if me.ID != now.ID || len(me.Grants) != 0 {
+		t.Fatalf("new bob's whoami: %+v, want his own id and no grant", me)
 	}
 }
 

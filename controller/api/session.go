@@ -210,7 +210,13 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	source := sourceAddr(r)
 	if until := a.logins.wait(source, name, a.now()); !until.IsZero() {
-		a.auditAs(r, name, store.AuditSecurity, "user.login-failed", name, "throttled after repeated failures from "+source)
+		// The entry names the account by id when there is one, so the
+		// guessing stays tied to it whoever has the name later.
+		u, err := a.opts.Store.GetUser(r.Context(), req.User)
+		if err != nil {
+			u = store.User{Name: name}
+		}
+		a.auditAsUser(r, u, store.AuditSecurity, "user.login-failed", name, "throttled after repeated failures from "+source)
 		w.Header().Set("Retry-After", strconv.Itoa(int(until.Sub(a.now()).Seconds())+1))
 		return errorf(http.StatusTooManyRequests, "too many failed logins from this address or for %q; try again after %s", name, until.UTC().Format(time.RFC3339))
 	}

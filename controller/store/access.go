@@ -112,6 +112,10 @@ type Role struct {
 // Grant is a grant as stored.
 type Grant struct {
 	access.Grant
+	// SubjectID is the immutable id of the user a user grant was given to
+	// (set by the store at insert; empty for team grants). The grant
+	// applies only while the user named Subject.Name has this id.
+	SubjectID string
 	CreatedBy string
 	CreatedAt time.Time
 }
@@ -121,6 +125,7 @@ type Grant struct {
 type OperatorToken struct {
 	ID        string // the token's jti
 	User      string
+	UserID    string // the user's immutable id (set by the store at insert)
 	IssuedAt  time.Time
 	ExpiresAt time.Time
 	RevokedAt time.Time // zero: not revoked
@@ -572,6 +577,10 @@ func (db *DB) CreateGrant(ctx context.Context, g Grant) (Grant, error) {
 		if err != nil {
 			return fmt.Errorf("create grant: %w", err)
 		}
+		// The subject id the insert trigger gave it.
+		if err := tx.QueryRowContext(ctx, `SELECT subject_id FROM grants WHERE id = ?`, g.ID).Scan(&g.SubjectID); err != nil {
+			return fmt.Errorf("create grant: read its subject id: %w", err)
+		}
 		return nil
 	})
 	if err != nil {
@@ -580,14 +589,14 @@ func (db *DB) CreateGrant(ctx context.Context, g Grant) (Grant, error) {
 	return g, nil
 }
 
-const grantColumns = `id, subject_kind, subject_name, role, scope_kind, scope_name, created_by, created_at`
+const grantColumns = `id, subject_kind, subject_name, role, scope_kind, scope_name, created_by, created_at, subject_id`
 
 func scanGrant(row interface{ Scan(...any) error }) (Grant, error) {
 	var (
 		g       Grant
 		created int64
 	)
-	if err := row.Scan(&g.ID, &g.Subject.Kind, &g.Subject.Name, &g.Role, &g.Scope.Kind, &g.Scope.Name, &g.CreatedBy, &created); err != nil {
+	if err := row.Scan(&g.ID, &g.Subject.Kind, &g.Subject.Name, &g.Role, &g.Scope.Kind, &g.Scope.Name, &g.CreatedBy, &created, &g.SubjectID); err != nil {
 		return Grant{}, err
 	}
 	g.CreatedAt = fromUnixNano(created)
@@ -709,16 +718,17 @@ func (db *DB) ActivateUser(ctx context.Context, tokenHash, passwordHash string) 
 // ---- operator tokens ----
 
 // RecordToken records an issued operator token. Its user must exist and be
-// active (a disabled or invited user gets no token).
+// active (a disabled or invited user gets no token), and have id t.UserID
+// when that is set.
 func (db *DB) RecordToken(ctx context.Context, t OperatorToken) error {
 	if t.ID == "" || len(t.ID) > 128 || !t.ExpiresAt.After(t.IssuedAt) || t.IssuedAt.IsZero() {
 		return fmt.Errorf("%w: operator token record needs an id and an expiry after its issue time", ErrInvalid)
 	}
 	return db.update(ctx, func(tx *sql.Tx) error {
-		var state string
-		err := tx.QueryRowContext(ctx, `SELECT state FROM users WHERE name = ?`, t.User).Scan(&state)
-		if isNoRows(err) {
-			return fmt.Errorf("%w: user %s does not exist", ErrNotFound, t.User)
+		var state, id string
+		err := tx.QueryRowContext(ctx, `SELECT state, id FROM users WHERE name = ?`, t.User).Scan(&state, &id)
+		if isNoRows(err) || (err == nil && t.UserID != "" && t.UserID != id) {
+			return fmt.Errorf("%w: user %s does not exist (any more)", ErrNotFound, t.User)
 		}
 		if err != nil {
 			return fmt.Errorf("record operator token: %w", err)
@@ -726,8 +736,8 @@ func (db *DB) RecordToken(ctx context.Context, t OperatorToken) error {
 		if state != UserActive {
 			return fmt.Errorf("%w: user %s is %s: no operator token can be issued to it", ErrForbidden, t.User, state)
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO operator_tokens (id, user_name, issued_at, expires_at) VALUES (?, ?, ?, ?)`,
-			t.ID, t.User, unixNano(t.IssuedAt), unixNano(t.ExpiresAt))
+		_, err = tx.ExecContext(ctx, `INSERT INTO operator_tokens (id, user_name, issued_at, expires_at, user_id) VALUES (?, ?, ?, ?, ?)`,
+			t.ID, t.User, unixNano(t.IssuedAt), unixNano(t.ExpiresAt), id)
 		if isConstraint(err) {
 			return fmt.Errorf("%w: operator token id %s is taken", ErrConflict, t.ID)
 		}
@@ -738,14 +748,14 @@ func (db *DB) RecordToken(ctx context.Context, t OperatorToken) error {
 	})
 }
 
-const opTokenColumns = `id, user_name, issued_at, expires_at, revoked_at, revoked_by`
+const opTokenColumns = `id, user_name, issued_at, expires_at, revoked_at, revoked_by, user_id`
 
 func scanOpToken(row interface{ Scan(...any) error }) (OperatorToken, error) {
 	var (
 		t                        OperatorToken
 		issued, expires, revoked int64
 	)
-	if err := row.Scan(&t.ID, &t.User, &issued, &expires, &revoked, &t.RevokedBy); err != nil {
+	if err := row.Scan(&t.ID, &t.User, &issued, &expires, &revoked, &t.RevokedBy, &t.UserID); err != nil {
 		return OperatorToken{}, err
 	}
 	t.IssuedAt, t.ExpiresAt, t.RevokedAt = fromUnixNano(issued), fromUnixNano(expires), fromUnixNano(revoked)
@@ -827,7 +837,11 @@ func readAccess(ctx context.Context, q queryer, s *Snapshot, now time.Time) erro
 	if s.Grants, err = listGrants(ctx, q); err != nil {
 		return err
 	}
-	s.RevokedTokens, err = queryTokens(ctx, q, `SELECT `+opTokenColumns+` FROM operator_tokens WHERE revoked_at <> 0 AND expires_at > ? ORDER BY id`, unixNano(now))
+	// Refused on devices: revoked tokens, and those whose user is gone
+	// (deleted, whoever has the name now) or never had an id.
+	s.RevokedTokens, err = queryTokens(ctx, q, `SELECT `+opTokenColumns+` FROM operator_tokens
+		WHERE expires_at > ? AND (revoked_at <> 0 OR user_id = '' OR user_id NOT IN (SELECT id FROM users))
+		ORDER BY id`, unixNano(now))
 	return err
 }
 
@@ -885,7 +899,8 @@ func listUsers(ctx context.Context, q queryer) ([]User, error) {
 // invited and disabled users are Disabled. A user whose name the access
 // model does not accept (upper-case letters or '@', allowed before access
 // control existed) is left out, so it is allowed nothing; so are grants
-// naming it or a role that is gone.
+// naming it or a role that is gone, and user grants whose subject id is
+// not the id of the user now holding the name (Grant.SubjectID).
 func (s *Snapshot) AccessInput() access.Input {
 	in := access.Input{Roles: access.BuiltinRoles()}
 	for _, r := range s.Roles {
@@ -897,7 +912,9 @@ func (s *Snapshot) AccessInput() access.Input {
 			teams[m] = append(teams[m], t.Name)
 		}
 	}
+	ids := make(map[string]string, len(s.Users))
 	for _, u := range s.Users {
+		ids[u.Name] = u.ID
 		au := access.User{Name: u.Name, Teams: teams[u.Name], Disabled: u.State != UserActive}
 		if err := au.Validate(); err != nil {
 			slog.Warn("user left out of access decisions", "user", u.Name, "err", err)
@@ -911,6 +928,12 @@ func (s *Snapshot) AccessInput() access.Input {
 	}
 	for _, g := range s.Grants {
 		if !roles[g.Role] || g.Validate() != nil {
+			continue
+		}
+		// A user grant counts only for the user it was given to, by id: a
+		// name given again carries none of its old grants. (Every stored
+		// user has an id; a grant left without one matches no one.)
+		if g.Subject.Kind == access.SubjectUser && g.SubjectID != ids[g.Subject.Name] {
 			continue
 		}
 		in.Grants = append(in.Grants, g.Grant)

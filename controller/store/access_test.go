@@ -32,12 +32,19 @@ func TestMigrationGrantsFirstAdmin(t *testing.T) {
 	if _, err := db.write.ExecContext(ctx, accessMigration); err != nil {
 		t.Fatal(err)
 	}
+	// And the later steps that change those tables, as the upgrade would.
+	if _, err := db.write.ExecContext(ctx, subjectIDsSchema); err != nil {
+		t.Fatal(err)
+	}
 	gs, err := db.ListGrants(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(gs) != 1 || gs[0].Subject != access.UserSubject("root") || gs[0].Role != access.RoleAdmin || gs[0].Scope != access.Global() {
 		t.Fatalf("grants after migration = %+v, want one global admin grant to root", gs)
+	}
+	if root, _ := db.GetUser(ctx, "root"); gs[0].SubjectID != root.ID {
+		t.Fatalf("the admin grant names subject id %q, want root's %q", gs[0].SubjectID, root.ID)
 	}
 }
 

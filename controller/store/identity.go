@@ -163,3 +163,33 @@ func (db *DB) ResetPassword(ctx context.Context, inv Invitation) (User, error) {
 	})
 	return u, err
 }
+
+// subjectIDsSchema is migration 11: grants and operator tokens name their
+// user by immutable id as well as by name. The name is what people read;
+// the id is what counts: a user grant applies, and an operator token
+// belongs, only to the user whose id it names, so a name given to a new
+// user inherits no grant or token of the user who held it before, even
+// one left behind by a path that forgot to clean up. Triggers fill the id
+// at insert from the user of that name, so no insert can forget it; rows
+// whose user did not exist get no id and never apply.
+const subjectIDsSchema = `
+ALTER TABLE grants ADD COLUMN subject_id TEXT NOT NULL DEFAULT '';
+UPDATE grants SET subject_id = COALESCE((SELECT id FROM users WHERE users.name = grants.subject_name), '')
+	WHERE subject_kind = 'user';
+CREATE INDEX grants_subject_id ON grants (subject_id) WHERE subject_id <> '';
+CREATE TRIGGER grants_assign_subject_id AFTER INSERT ON grants
+	WHEN NEW.subject_kind = 'user' AND NEW.subject_id = '' BEGIN
+	UPDATE grants SET subject_id = COALESCE((SELECT id FROM users WHERE name = NEW.subject_name), '') WHERE id = NEW.id;
+END;
+DROP TRIGGER users_delete_grants;
+CREATE TRIGGER users_delete_grants AFTER DELETE ON users BEGIN
+	DELETE FROM grants WHERE subject_kind = 'user' AND (subject_id = OLD.id OR subject_name = OLD.name);
+END;
+
+ALTER TABLE operator_tokens ADD COLUMN user_id TEXT NOT NULL DEFAULT '';
+UPDATE operator_tokens SET user_id = COALESCE((SELECT id FROM users WHERE users.name = operator_tokens.user_name), '');
+CREATE INDEX operator_tokens_user_id ON operator_tokens (user_id);
+CREATE TRIGGER operator_tokens_assign_user_id AFTER INSERT ON operator_tokens WHEN NEW.user_id = '' BEGIN
+	UPDATE operator_tokens SET user_id = COALESCE((SELECT id FROM users WHERE name = NEW.user_name), '') WHERE id = NEW.id;
+END;
+`

@@ -150,6 +150,8 @@ CREATE INDEX audit_at ON audit (at);
 	// 10: the head of each desired-state record indexed apart from its
 	// envelope, with the key ids that signed it (change.go).
 	desiredHeadSchema,
+	// 11: grants and operator tokens name their user's id (identity.go).
+	subjectIDsSchema,
 }
 
 // migrate applies the migrations the database has not seen yet. A database

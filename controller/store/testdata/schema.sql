@@ -6,6 +6,15 @@ CREATE TRIGGER devices_delete_grants AFTER DELETE ON devices BEGIN
 	DELETE FROM grants WHERE scope_kind = 'device' AND scope_name = OLD.id;
 END;
 
+CREATE TRIGGER grants_assign_subject_id AFTER INSERT ON grants
+	WHEN NEW.subject_kind = 'user' AND NEW.subject_id = '' BEGIN
+	UPDATE grants SET subject_id = COALESCE((SELECT id FROM users WHERE name = NEW.subject_name), '') WHERE id = NEW.id;
+END;
+
+CREATE TRIGGER operator_tokens_assign_user_id AFTER INSERT ON operator_tokens WHEN NEW.user_id = '' BEGIN
+	UPDATE operator_tokens SET user_id = COALESCE((SELECT id FROM users WHERE name = NEW.user_name), '') WHERE id = NEW.id;
+END;
+
 CREATE TRIGGER teams_delete_grants AFTER DELETE ON teams BEGIN
 	DELETE FROM grants WHERE subject_kind = 'team' AND subject_name = OLD.name;
 END;
@@ -15,7 +24,7 @@ CREATE TRIGGER users_assign_id AFTER INSERT ON users WHEN NEW.id = '' BEGIN
 END;
 
 CREATE TRIGGER users_delete_grants AFTER DELETE ON users BEGIN
-	DELETE FROM grants WHERE subject_kind = 'user' AND subject_name = OLD.name;
+	DELETE FROM grants WHERE subject_kind = 'user' AND (subject_id = OLD.id OR subject_name = OLD.name);
 END;
 
 CREATE TRIGGER users_id_immutable BEFORE UPDATE OF id ON users WHEN OLD.id <> '' BEGIN
@@ -150,7 +159,7 @@ CREATE TABLE grants (
 	scope_kind   TEXT NOT NULL CHECK (scope_kind IN ('global', 'device-group', 'device', 'app')),
 	scope_name   TEXT NOT NULL DEFAULT '',
 	created_by   TEXT NOT NULL,
-	created_at   INTEGER NOT NULL,
+	created_at   INTEGER NOT NULL, subject_id TEXT NOT NULL DEFAULT '',
 	UNIQUE (subject_kind, subject_name, role, scope_kind, scope_name)
 ) STRICT;
 
@@ -181,7 +190,7 @@ CREATE TABLE operator_tokens (
 	issued_at  INTEGER NOT NULL,
 	expires_at INTEGER NOT NULL,
 	revoked_at INTEGER NOT NULL DEFAULT 0,
-	revoked_by TEXT NOT NULL DEFAULT '',
+	revoked_by TEXT NOT NULL DEFAULT '', user_id TEXT NOT NULL DEFAULT '',
 	CHECK (expires_at > issued_at)
 ) STRICT;
 
@@ -275,11 +284,15 @@ CREATE INDEX grants_role ON grants (role);
 
 CREATE INDEX grants_scope ON grants (scope_kind, scope_name);
 
+CREATE INDEX grants_subject_id ON grants (subject_id) WHERE subject_id <> '';
+
 CREATE INDEX group_devices_device ON group_devices (device_id);
 
 CREATE INDEX group_includes_child ON group_includes (child);
 
 CREATE INDEX operator_tokens_user ON operator_tokens (user_name);
+
+CREATE INDEX operator_tokens_user_id ON operator_tokens (user_id);
 
 CREATE INDEX team_members_user ON team_members (user_name);
 
