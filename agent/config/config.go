@@ -62,6 +62,13 @@ type Config struct {
 	// the systemd watchdog so systemd restarts it, default 10m — restart.
 	StallTimeout time.Duration `yaml:"stall_timeout"`
 
+	// MemoryLimit is the Go runtime's soft memory limit for the agent
+	// (runtime/debug.SetMemoryLimit), e.g. "64MiB" (the default,
+	// DefaultMemoryLimit), at least 8MiB; a GOMEMLIMIT environment
+	// variable takes precedence. GOGC is left at the runtime's default:
+	// lowering it raised idle RSS (docs/BENCHMARKS.md) — restart.
+	MemoryLimit string `yaml:"memory_limit"`
+
 	// Metrics, if set, serves Prometheus /metrics and /healthz over plain
 	// HTTP on this address, e.g. 127.0.0.1:9465. Empty: off — restart.
 	Metrics string `yaml:"metrics"`
@@ -171,6 +178,9 @@ func (c *Config) Validate() error {
 	if _, err := c.OutboxBytes(); err != nil {
 		return err
 	}
+	if _, err := c.MemoryBytes(); err != nil {
+		return err
+	}
 	for key, d := range map[string]time.Duration{"heartbeat_interval": c.HeartbeatInterval, "outbox_interval": c.OutboxInterval, "sideload_scan_interval": c.SideloadScanInterval, "ack_timeout": c.AckTimeout, "stall_timeout": c.StallTimeout} {
 		if d < 0 || (d > 0 && d < 100*time.Millisecond) {
 			return fmt.Errorf("%s %s: give at least 100ms (or leave it out for the default)", key, d)
@@ -186,10 +196,34 @@ const MinOutboxBytes = 1 << 20
 // OutboxBytes is outbox_limit in bytes; 0 when unset (the default).
 // It accepts a number of bytes or a number with KiB, MiB or GiB.
 func (c *Config) OutboxBytes() (int64, error) {
-	if c.OutboxLimit == "" {
+	return parseSize("outbox_limit", c.OutboxLimit, MinOutboxBytes)
+}
+
+// DefaultMemoryLimit is memory_limit's default: a soft limit well above the
+// agent's working set (heap ~2 MB idle, 17 MB RSS peak installing 200 MB),
+// so it never makes the collector run harder in normal work, and bounds
+// what a burst (a long outbox drain, many documents) can grow the heap to.
+const DefaultMemoryLimit = 64 << 20
+
+// MinMemoryLimit is the smallest memory_limit accepted: below it the
+// collector would run almost continuously.
+const MinMemoryLimit = 8 << 20
+
+// MemoryBytes is memory_limit in bytes: DefaultMemoryLimit when unset.
+func (c *Config) MemoryBytes() (int64, error) {
+	if c.MemoryLimit == "" {
+		return DefaultMemoryLimit, nil
+	}
+	return parseSize("memory_limit", c.MemoryLimit, MinMemoryLimit)
+}
+
+// parseSize reads a size option: a number of bytes or a number with KiB,
+// MiB or GiB, at least min; 0 when unset.
+func parseSize(key, val string, min int64) (int64, error) {
+	if val == "" {
 		return 0, nil
 	}
-	s, mult := strings.TrimSpace(c.OutboxLimit), int64(1)
+	s, mult := strings.TrimSpace(val), int64(1)
 	for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
 		if v, ok := strings.CutSuffix(s, suffix); ok {
 			s, mult = strings.TrimSpace(v), m
@@ -198,10 +232,10 @@ func (c *Config) OutboxBytes() (int64, error) {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n <= 0 || n > (1<<50)/mult {
-		return 0, fmt.Errorf("outbox_limit %q: want a size such as 64MiB, 512KiB or a number of bytes", c.OutboxLimit)
+		return 0, fmt.Errorf("%s %q: want a size such as 64MiB, 512KiB or a number of bytes", key, val)
 	}
-	if n*mult < MinOutboxBytes {
-		return 0, fmt.Errorf("outbox_limit %q: give at least 1MiB", c.OutboxLimit)
+	if n*mult < min {
+		return 0, fmt.Errorf("%s %q: give at least %dMiB", key, val, min>>20)
 	}
 	return n * mult, nil
 }

@@ -169,3 +169,18 @@ func TestOutboxLimit(t *testing.T) {
 		}
 	}
 }
+
+func TestMemoryLimit(t *testing.T) {
+	if n, err := (&Config{}).MemoryBytes(); err != nil || n != DefaultMemoryLimit {
+		t.Fatalf("default memory_limit = %d, %v; want %d", n, err, DefaultMemoryLimit)
+	}
+	if n, err := (&Config{MemoryLimit: "32MiB"}).MemoryBytes(); err != nil || n != 32<<20 {
+		t.Fatalf("memory_limit 32MiB = %d, %v", n, err)
+	}
+	for _, bad := range []string{"1MiB", "-5", "lots", "0"} {
+		c := Config{MemoryLimit: bad}
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "memory_limit") {
+			t.Errorf("memory_limit %q: %v, want an error naming memory_limit", bad, err)
+		}
+	}
+}

@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"context"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 
 	"github.com/spf13/cobra"
@@ -39,6 +41,12 @@ func newRunCmd() *cobra.Command {
 				return err
 			}
 			outboxLimit, _ := cfg.OutboxBytes() // validated by Load
+			// A process setting, so here and not in agent.New: the soft
+			// memory limit (GOMEMLIMIT, if set, wins).
+			if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+				limit, _ := cfg.MemoryBytes() // validated by Load
+				debug.SetMemoryLimit(limit)
+			}
 			level := new(slog.LevelVar)
 			l, _ := cfg.Level() // validated by Load
 			level.Set(l)
