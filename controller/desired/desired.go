@@ -172,11 +172,12 @@ func (c *Compiler) compile(snap *store.Snapshot, only func(id string) bool) ([]s
 	if err != nil {
 		return nil, err
 	}
-	type job struct {
-		doc    *protocol.DesiredState
-		digest string
-	}
-	var jobs []job
+	// Which devices to look at is cheap and decided here; building,
+	// digesting and signing their documents is the cost, spread over the
+	// workers, each taking a contiguous chunk, so the output keeps the
+	// device order. Everything the workers read (snapshot, membership,
+	// access view) is read-only.
+	var todo []*store.Device
 	for i := range snap.Devices {
 		dev := &snap.Devices[i]
 		if dev.State != store.DeviceActive {
@@ -186,75 +187,83 @@ func (c *Compiler) compile(snap *store.Snapshot, only func(id string) bool) ([]s
 			dev.AppliedRevision <= old.Revision && old.ExpiresAt.Sub(now) >= c.refreshBefore && c.signedByAll(old) {
 			continue // not touched by a change, nothing due
 		}
-		doc := c.build(snap, m, dev)
-		acc.apply(doc, dev) // doc.Access, TokenKeys, RevokedTokens (access.go)
-		digest := doc.ContentDigest()
-		old, had := snap.Desired[dev.ID]
-		switch {
-		case dev.AppliedRevision > old.Revision:
-			// The device applied a revision this controller does not know
-			// (its data was restored from an older backup): continue above
-			// it, or the device would refuse every document as a replay.
-			doc.Revision = dev.AppliedRevision + 1
-		case !had || old.Digest != digest:
-			doc.Revision = old.Revision + 1
-		case old.ExpiresAt.Sub(now) < c.refreshBefore || !c.signedByAll(old):
-			// Due for a refresh, or signed by other keys than the compiler's
-			// (a signing-key rotation was promoted or finished).
-			doc.Revision = old.Revision
-			if !now.After(old.IssuedAt) {
-				// Agents take a refresh only with a later issue time; with a
-				// clock that went back, keep the old document.
-				continue
-			}
-		default:
-			continue
-		}
-		doc.IssuedAt, doc.ExpiresAt = now, now.Add(c.ttl)
-		jobs = append(jobs, job{doc, digest})
+		todo = append(todo, dev)
 	}
-
-	// Signing is most of the cost: spread it over the workers, each taking
-	// a contiguous chunk, so the output keeps the device order.
-	out := make([]store.DesiredRecord, len(jobs))
-	errs := make([]error, len(jobs))
-	sign := func(lo, hi int) {
+	out := make([]*store.DesiredRecord, len(todo))
+	errs := make([]error, len(todo))
+	work := func(lo, hi int) {
 		for k := lo; k < hi; k++ {
-			doc := jobs[k].doc
-			env, err := protocol.SignDesiredKeys(doc, c.signers...)
-			if err == nil && len(env) > protocol.MaxEnvelopeBytes {
-				err = fmt.Errorf("it is %d bytes, over the %d-byte limit agents accept; assign fewer apps or publishers to it", len(env), protocol.MaxEnvelopeBytes)
-			}
-			if err != nil {
-				errs[k] = fmt.Errorf("sign desired state of %s: %w", doc.DeviceID, err)
-				continue
-			}
-			out[k] = store.DesiredRecord{
-				DeviceID:  doc.DeviceID,
-				Revision:  doc.Revision,
-				Digest:    jobs[k].digest,
-				IssuedAt:  doc.IssuedAt,
-				ExpiresAt: doc.ExpiresAt,
-				Signers:   c.signerIDs,
-				Envelope:  env,
-			}
+			out[k], errs[k] = c.compileOne(snap, m, acc, todo[k], now)
 		}
 	}
-	workers := min(c.workers, len(jobs)/minPerWorker)
+	workers := min(c.workers, len(todo)/minPerWorker)
 	if workers <= 1 {
-		sign(0, len(jobs))
+		work(0, len(todo))
 	} else {
 		var wg sync.WaitGroup
-		chunk := (len(jobs) + workers - 1) / workers
-		for lo := 0; lo < len(jobs); lo += chunk {
-			wg.Go(func() { sign(lo, min(lo+chunk, len(jobs))) })
+		chunk := (len(todo) + workers - 1) / workers
+		for lo := 0; lo < len(todo); lo += chunk {
+			wg.Go(func() { work(lo, min(lo+chunk, len(todo))) })
 		}
 		wg.Wait()
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return out, nil
+	recs := make([]store.DesiredRecord, 0, len(todo))
+	for _, r := range out {
+		if r != nil {
+			recs = append(recs, *r)
+		}
+	}
+	return recs, nil
+}
+
+// compileOne builds dev's document and, when it differs from the stored
+// one (or a refresh or re-signing is due), signs it; nil when nothing is to
+// be stored.
+func (c *Compiler) compileOne(snap *store.Snapshot, m *fleet.Membership, acc *accessPart, dev *store.Device, now time.Time) (*store.DesiredRecord, error) {
+	doc := c.build(snap, m, dev)
+	acc.apply(doc, dev) // doc.Access, TokenKeys, RevokedTokens (access.go)
+	digest := doc.ContentDigest()
+	old, had := snap.Desired[dev.ID]
+	switch {
+	case dev.AppliedRevision > old.Revision:
+		// The device applied a revision this controller does not know
+		// (its data was restored from an older backup): continue above
+		// it, or the device would refuse every document as a replay.
+		doc.Revision = dev.AppliedRevision + 1
+	case !had || old.Digest != digest:
+		doc.Revision = old.Revision + 1
+	case old.ExpiresAt.Sub(now) < c.refreshBefore || !c.signedByAll(old):
+		// Due for a refresh, or signed by other keys than the compiler's
+		// (a signing-key rotation was promoted or finished).
+		doc.Revision = old.Revision
+		if !now.After(old.IssuedAt) {
+			// Agents take a refresh only with a later issue time; with a
+			// clock that went back, keep the old document.
+			return nil, nil
+		}
+	default:
+		return nil, nil
+	}
+	doc.IssuedAt, doc.ExpiresAt = now, now.Add(c.ttl)
+	env, err := protocol.SignDesiredKeys(doc, c.signers...)
+	if err == nil && len(env) > protocol.MaxEnvelopeBytes {
+		err = fmt.Errorf("it is %d bytes, over the %d-byte limit agents accept; assign fewer apps or publishers to it", len(env), protocol.MaxEnvelopeBytes)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sign desired state of %s: %w", doc.DeviceID, err)
+	}
+	return &store.DesiredRecord{
+		DeviceID:  doc.DeviceID,
+		Revision:  doc.Revision,
+		Digest:    digest,
+		IssuedAt:  doc.IssuedAt,
+		ExpiresAt: doc.ExpiresAt,
+		Signers:   c.signerIDs,
+		Envelope:  env,
+	}, nil
 }
 
 // signedByAll reports whether a stored record carries exactly one
