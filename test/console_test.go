@@ -233,6 +233,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	c.waitText("#banner", "Authorized use only.", 10*time.Second)
 	c.screenshot("login")
 	c.login("admin", "correct horse battery staple")
+	// Scripts in the page cannot read the session (HttpOnly).
+	if jar := eval[string](c, `document.cookie`); strings.Contains(jar, "edgewarden-session") {
+		t.Errorf("the page's scripts see the session cookie: %q", jar)
+	}
 
 	// Create a group.
 	c.open("/groups")
