@@ -201,10 +201,10 @@ func TestNewDocumentPreemptsRetryDownload(t *testing.T) {
 	waitFor(t, "the retry pass downloading the slow artifact", func() bool {
 		return s.count(s.started, digestOf(slow)) == 1
 	})
-	if _, st := e.appState("historian"); st != protocol.AppDownloading && st != protocol.AppFailed {
-		// failed: the status of the first attempt may still be the last one
-		t.Fatalf("historian is %q while its artifact trickles", st)
-	}
+	waitFor(t, "historian reported downloading", func() bool {
+		_, st := e.appState("historian")
+		return st == protocol.AppDownloading
+	})
 
 	e.publishDesired(e.appDoc(2, pub, fast))
 	waitFor(t, "revision 2's app running", func() bool {
