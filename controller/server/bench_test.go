@@ -93,33 +93,8 @@ func cpuTime(b *testing.B) time.Duration {
 
 func benchServer(b *testing.B, n int) *Server {
 	b.Helper()
-	ctx := context.Background()
-	dir := b.TempDir()
-	authority, err := pki.Init(dir, pki.InitOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	db, err := store.Open(ctx, filepath.Join(dir, DBFile))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { db.Close() })
-	now := time.Now().UTC()
-	sum := sha256.Sum256([]byte("bench-token"))
-	hash := hex.EncodeToString(sum[:])
-	if _, err := db.CreateGroup(ctx, "line-1", ""); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := db.CreateEnrollToken(ctx, store.EnrollToken{Hash: hash, Groups: []string{"line-1"}, MaxUses: n, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
-		b.Fatal(err)
-	}
-	for i := range n {
-		if _, _, err := db.Enroll(ctx, hash, store.NewDevice{ID: fmt.Sprintf("dev-%05d", i), Labels: map[string]string{"line": fmt.Sprint(i % 50)}, At: now}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	brk, err := broker.New(broker.Options{Addr: "127.0.0.1:0", TLS: authority.MQTTServerConfig(), Logger: log,
+	s := fleetServer(b, n)
+	brk, err := broker.New(broker.Options{Addr: "127.0.0.1:0", TLS: s.authority.MQTTServerConfig(), Logger: s.log,
 		Ingest: func(context.Context, string, string, []byte) error { return nil }})
 	if err != nil {
 		b.Fatal(err)
@@ -128,9 +103,43 @@ func benchServer(b *testing.B, n int) *Server {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { brk.Close() })
+	s.transport = brk
+	return s
+}
+
+// fleetServer is a Server on a new CA and store in a temporary directory,
+// with n devices (dev-00000, ...) enrolled in group line-1 and no
+// transport yet; its loop is not running.
+func fleetServer(tb testing.TB, n int) *Server {
+	tb.Helper()
+	ctx := context.Background()
+	dir := tb.TempDir()
+	authority, err := pki.Init(dir, pki.InitOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	db, err := store.Open(ctx, filepath.Join(dir, DBFile))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	now := time.Now().UTC()
+	sum := sha256.Sum256([]byte("bench-token"))
+	hash := hex.EncodeToString(sum[:])
+	if _, err := db.CreateGroup(ctx, "line-1", ""); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := db.CreateEnrollToken(ctx, store.EnrollToken{Hash: hash, Groups: []string{"line-1"}, MaxUses: n, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		tb.Fatal(err)
+	}
+	for i := range n {
+		if _, _, err := db.Enroll(ctx, hash, store.NewDevice{ID: fmt.Sprintf("dev-%05d", i), Labels: map[string]string{"line": fmt.Sprint(i % 50)}, At: now}); err != nil {
+			tb.Fatal(err)
+		}
+	}
 	return &Server{
 		opts: Options{DriftGrace: DefaultDriftGrace},
-		log:  log, db: db, authority: authority, transport: brk,
+		log:  slog.New(slog.NewTextHandler(io.Discard, nil)), db: db, authority: authority,
 		compiler:  desired.New(desired.Options{Key: authority.SigningKey()}),
 		changed:   make(chan struct{}, 1),
 		published: map[string]uint64{},

@@ -6,16 +6,13 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -48,36 +45,11 @@ import (
 func TestEmbeddedBrokerRestartRepublishes(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	dir := t.TempDir()
-	authority, err := pki.Init(dir, pki.InitOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := store.Open(ctx, filepath.Join(dir, DBFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	const dev = "dev-1"
-	now := time.Now().UTC()
-	sum := sha256.Sum256([]byte("token"))
-	hash := hex.EncodeToString(sum[:])
-	if _, err := db.CreateEnrollToken(ctx, store.EnrollToken{Hash: hash, MaxUses: 1, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := db.Enroll(ctx, hash, store.NewDevice{ID: dev, At: now}); err != nil {
-		t.Fatal(err)
-	}
-
+	s := fleetServer(t, 1)
+	db, authority := s.db, s.authority
+	const dev = "dev-00000"
 	link := &switchable{}
-	s := &Server{
-		opts: Options{DriftGrace: DefaultDriftGrace},
-		log:  quiet(), db: db, authority: authority, transport: link,
-		compiler:  desired.New(desired.Options{Key: authority.SigningKey()}),
-		changed:   make(chan struct{}, 1),
-		published: map[string]uint64{},
-		metrics:   newMetrics(func() float64 { return 0 }),
-	}
+	s.transport = link
 	brk, err := s.startEmbedded("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
