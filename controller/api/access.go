@@ -147,7 +147,7 @@ func ttlOf(seconds int64, def, limit time.Duration, what string) (time.Duration,
 // --- users ---
 
 func userView(u store.User, v *authz.View) apiv1.User {
-	return apiv1.User{Name: u.Name, State: u.State, Teams: nonNil(v.TeamsOf(u.Name)), CreatedAt: u.CreatedAt}
+	return apiv1.User{Name: u.Name, ID: u.ID, State: u.State, Teams: nonNil(v.TeamsOf(u.Name)), CreatedAt: u.CreatedAt}
 }
 
 func (a *API) inviteUser(w http.ResponseWriter, r *http.Request) error {
@@ -215,7 +215,7 @@ func (a *API) activateUser(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	return writeJSON(w, http.StatusOK, apiv1.User{Name: u.Name, State: u.State, Teams: []string{}, CreatedAt: u.CreatedAt})
+	return writeJSON(w, http.StatusOK, apiv1.User{Name: u.Name, ID: u.ID, State: u.State, Teams: []string{}, CreatedAt: u.CreatedAt})
 }
 
 func (a *API) listUsers(w http.ResponseWriter, r *http.Request) error {
@@ -1061,7 +1061,7 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]apiv1.AuditEntry, 0, len(es))
 	for _, e := range es {
-		out = append(out, apiv1.AuditEntry{ID: e.ID, At: e.At, Actor: e.Actor, Action: e.Action, Target: e.Target, Detail: e.Detail, Source: e.Source, Kind: e.Kind})
+		out = append(out, apiv1.AuditEntry{ID: e.ID, At: e.At, Actor: e.Actor, ActorID: e.ActorID, Action: e.Action, Target: e.Target, Detail: e.Detail, Source: e.Source, Kind: e.Kind})
 	}
 	return writeJSON(w, http.StatusOK, out)
 }

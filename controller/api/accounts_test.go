@@ -374,4 +374,21 @@ func TestAuditEntriesCarryActorID(t *testing.T) {
 			t.Errorf("no %s entry by a user: %v", action, seen)
 		}
 	}
+	// The API shows the ids too, in the audit log and the user list.
+	listed, err := admin.ListAudit(ctx, client.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.IndexFunc(listed, func(a apiv1.AuditEntry) bool { return a.Action == "group.create" }); i < 0 || listed[i].ActorID != ids["admin"] {
+		t.Errorf("audit ls does not show the actor id of group.create: %+v", listed)
+	}
+	us, err := admin.ListUsers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range us {
+		if u.ID != e.userID(u.Name) {
+			t.Errorf("users ls: %s has id %q, want %q", u.Name, u.ID, e.userID(u.Name))
+		}
+	}
 }

@@ -51,6 +51,7 @@ const (
 // User is a controller user.
 type User struct {
 	Name      string    `json:"name"`
+	ID        string    `json:"id,omitempty"` // Immutable: a name can be reused, an id never.
 	State     string    `json:"state" openapi:"enum=active|invited|disabled"`
 	Teams     []string  `json:"teams"`
 	CreatedAt time.Time `json:"created_at"`
@@ -195,14 +196,17 @@ type OperatorToken struct {
 
 // AuditEntry is one line of the audit log.
 type AuditEntry struct {
-	ID     int64     `json:"id"`
-	At     time.Time `json:"at"`
-	Actor  string    `json:"actor"`
-	Action string    `json:"action"`
-	Target string    `json:"target,omitempty"`
-	Detail string    `json:"detail,omitempty"`
-	Source string    `json:"source,omitempty"`
-	Kind   string    `json:"kind" openapi:"enum=change|security|access"`
+	ID    int64     `json:"id"`
+	At    time.Time `json:"at"`
+	Actor string    `json:"actor"`
+	// ActorID is the acting user's immutable id, when a user acted: a name
+	// can be reused, an id never.
+	ActorID string `json:"actor_id,omitempty"`
+	Action  string `json:"action"`
+	Target  string `json:"target,omitempty"`
+	Detail  string `json:"detail,omitempty"`
+	Source  string `json:"source,omitempty"`
+	Kind    string `json:"kind" openapi:"enum=change|security|access"`
 }
 
 // Sideload policies.

@@ -55,10 +55,13 @@ type AuditRecord struct {
 	At     time.Time `json:"at"`
 	Kind   string    `json:"kind"`
 	Actor  string    `json:"actor"`
-	Action string    `json:"action"`
-	Target string    `json:"target,omitempty"`
-	Detail string    `json:"detail,omitempty"`
-	Source string    `json:"source,omitempty"` // the client's address, for audit entries
+	// ActorID is the acting user's immutable id, for audit entries made by
+	// a user.
+	ActorID string `json:"actor_id,omitempty"`
+	Action  string `json:"action"`
+	Target  string `json:"target,omitempty"`
+	Detail  string `json:"detail,omitempty"`
+	Source  string `json:"source,omitempty"` // the client's address, for audit entries
 
 	DeviceID   string            `json:"device_id,omitempty"`
 	EventID    string            `json:"event_id,omitempty"`
@@ -68,7 +71,7 @@ type AuditRecord struct {
 
 // RecordOfAudit returns e as an AuditRecord.
 func RecordOfAudit(e AuditEntry) AuditRecord {
-	return AuditRecord{Origin: OriginAudit, ID: e.ID, At: e.At, Kind: e.Kind, Actor: e.Actor, Action: e.Action,
+	return AuditRecord{Origin: OriginAudit, ID: e.ID, At: e.At, Kind: e.Kind, Actor: e.Actor, ActorID: e.ActorID, Action: e.Action,
 		Target: e.Target, Detail: e.Detail, Source: e.Source}
 }
 

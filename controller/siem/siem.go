@@ -186,7 +186,7 @@ func (e *Exporter) Flush(ctx context.Context) error {
 			next.EventSeq = ev.Seq
 		}
 		for _, a := range audits {
-			buf = appendRecord(buf, apiv1.RecordOfAudit(apiv1.AuditEntry{ID: a.ID, At: a.At, Actor: a.Actor, Action: a.Action,
+			buf = appendRecord(buf, apiv1.RecordOfAudit(apiv1.AuditEntry{ID: a.ID, At: a.At, Actor: a.Actor, ActorID: a.ActorID, Action: a.Action,
 				Target: a.Target, Detail: a.Detail, Source: a.Source, Kind: a.Kind}))
 			next.AuditID = a.ID
 		}
