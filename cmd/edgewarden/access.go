@@ -137,9 +137,9 @@ func (a *app) usersResetPasswordCmd() *cobra.Command {
 			_, err = fmt.Fprintln(a.stdout, inv.Token)
 			return err
 		})
-	c.Long = `reset-password clears the password of user NAME and ends its sessions at once;
-it prints an activation token, as 'users invite' does (only now: the controller
-keeps only its hash). Hand it to the user, who chooses a new password with
+	c.Long = `reset-password clears the password of user NAME, ends its sessions and revokes
+its operator tokens at once; it prints an activation token, as 'users invite'
+does (only now: the controller keeps only its hash). Hand it to the user, who chooses a new password with
 'edgewarden users activate TOKEN --password-stdin'. Until then the user can do
 nothing. Your own password you change with 'edgewarden passwd'.`
 	c.Flags().DurationVar(&ttl, "ttl", 0, "how long the activation token is valid (default 7 days)")

@@ -120,6 +120,10 @@ func TestResetPassword(t *testing.T) {
 	})
 
 	bob := e.login("bob")
+	tok, err := bob.IssueToken(ctx, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
 	inv, err := admin.ResetPassword(ctx, "bob", time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -147,6 +151,10 @@ func TestResetPassword(t *testing.T) {
 	_, err = e.anon().Login(ctx, "bob", testPassword)
 	wantStatus(t, err, http.StatusUnauthorized)
 
+	// The operator token taken before the reset stays dead after it.
+	if rec, err := e.db.GetToken(ctx, tok.ID); err != nil || !rec.Revoked() || rec.RevokedBy != "password reset" {
+		t.Fatalf("bob's operator token after the reset: %+v, %v; want revoked by the reset", rec, err)
+	}
 	a := e.lastAudit("user.reset-password")
 	if a.Kind != store.AuditSecurity || a.Target != "bob" || a.ActorID != e.userID("admin") || strings.Contains(a.Detail, inv.Token) {
 		t.Fatalf("audit entry of the reset: %+v", a)

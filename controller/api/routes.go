@@ -749,9 +749,9 @@ content is immutable (ETag "sha256:<digest>").`,
 		{
 			Method: "POST", Path: "/api/v1/users/{name}/reset-password", Op: "resetUserPassword", Tag: "users",
 			Summary: "Reset a user's password: a new activation token, as an invitation gives",
-			Doc: `The user's password stops working and its sessions end at once; it waits for
-activation (its grants give nothing) until it redeems the token with
-POST /api/v1/users/activate. Refused for oneself (use POST /api/v1/password),
+			Doc: `The user's password stops working, its sessions end and its operator tokens
+are revoked at once; it waits for activation (its grants give nothing) until it
+redeems the token with POST /api/v1/users/activate. Refused for oneself (use POST /api/v1/password),
 for a disabled user (enable it first) and for a user whose rights exceed the
 caller's (no escalation).`,
 			Request:  reflect.TypeFor[apiv1.ResetPasswordRequest](),

@@ -59,13 +59,14 @@ func (db *DB) EndSessions(ctx context.Context, name string) (User, error) {
 	return db.updateUser(ctx, name, "end sessions", `UPDATE users SET session_gen = session_gen + 1 WHERE name = ?`, name)
 }
 
-// revokeTokensOf revokes the unexpired operator tokens of a user that is
-// being deleted: their ids travel in every document's revoked list until
-// they expire, so a token of the deleted user never works on a device,
+// revokeTokensOf revokes the unexpired operator tokens of user name, for
+// why (recorded as who revoked them): a user being deleted, or whose
+// password is reset. Their ids travel in every document's revoked list
+// until they expire, so such a token never works on a device again,
 // whoever is given the name later.
-func revokeTokensOf(ctx context.Context, tx *sql.Tx, name string, now int64) error {
-	_, err := tx.ExecContext(ctx, `UPDATE operator_tokens SET revoked_at = ?, revoked_by = 'user deleted'
-		WHERE user_name = ? AND revoked_at = 0 AND expires_at > ?`, now, name, now)
+func revokeTokensOf(ctx context.Context, tx *sql.Tx, name, why string, now int64) error {
+	_, err := tx.ExecContext(ctx, `UPDATE operator_tokens SET revoked_at = ?, revoked_by = ?
+		WHERE user_name = ? AND revoked_at = 0 AND expires_at > ?`, now, why, name, now)
 	if err != nil {
 		return fmt.Errorf("revoke the operator tokens of %s: %w", name, err)
 	}
@@ -126,6 +127,7 @@ func (db *DB) SessionEnded(ctx context.Context, id string) (bool, error) {
 // transaction. The user chooses a new password by redeeming the activation
 // token (ActivateUser); meanwhile its grants give nothing. A disabled user
 // is refused: enable it first, so that a reset never re-activates anyone.
+// The user's unexpired operator tokens are revoked.
 func (db *DB) ResetPassword(ctx context.Context, inv Invitation) (User, error) {
 	if len(inv.TokenHash) != 64 || inv.CreatedBy == "" {
 		return User{}, fmt.Errorf("%w: password reset of %s needs a SHA-256 token hash and its creator", ErrInvalid, inv.User)
@@ -150,6 +152,11 @@ func (db *DB) ResetPassword(ctx context.Context, inv Invitation) (User, error) {
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE users SET state = ?, password_hash = '', session_gen = session_gen + 1 WHERE name = ?`, UserInvited, inv.User); err != nil {
 			return fmt.Errorf("reset password of %s: %w", inv.User, err)
+		}
+		// Tokens taken with the old password must not come back to life
+		// once the user chooses a new one.
+		if err := revokeTokensOf(ctx, tx, inv.User, "password reset", unixNano(db.now())); err != nil {
+			return err
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO invitations (user_name, token_hash, expires_at, created_by, created_at) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (user_name) DO UPDATE SET token_hash = excluded.token_hash, expires_at = excluded.expires_at,

@@ -160,7 +160,7 @@ func (db *DB) DeleteUser(ctx context.Context, name string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("%w: user %s does not exist; list users with `edgewarden users ls`", ErrNotFound, name)
 		}
-		return revokeTokensOf(ctx, tx, name, unixNano(db.now()))
+		return revokeTokensOf(ctx, tx, name, "user deleted", unixNano(db.now()))
 	})
 }
 
