@@ -42,6 +42,9 @@ type Store interface {
 	// PreviewSelector is what setting the selector would do; nothing
 	// changes.
 	PreviewSelector(ctx context.Context, group, selector string) (store.SelectorChange, error)
+	// LiveTokensNaming returns the enrollment tokens that still assign
+	// devices to a group of that name.
+	LiveTokensNaming(ctx context.Context, group string) ([]string, error)
 	AddGroupDevices(ctx context.Context, group string, ids []string) (store.Group, error)
 	RemoveGroupDevices(ctx context.Context, group string, ids []string) (store.Group, error)
 	IncludeGroup(ctx context.Context, parent, child string) (store.Group, error)

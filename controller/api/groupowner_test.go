@@ -368,3 +368,35 @@ func errString(fn func() error) string {
 	}
 	return ""
 }
+
+// TestGroupNameHeldByToken: a group is deleted while an enrollment token
+// still assigns devices to its name. A user who may create groups but not
+// manage enrollment cannot take the name (by creating or renaming), which
+// would route the devices that token enrolls into their group; an
+// enrollment admin can.
+func TestGroupNameHeldByToken(t *testing.T) {
+	ctx := context.Background()
+	e := newAccessEnv(t)
+	admin := e.login("admin")
+	if _, err := admin.CreateGroup(ctx, "line-9", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.CreateEnrollToken(ctx, apiv1.CreateEnrollTokenRequest{Groups: []string{"line-9"}, Uses: 5}); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.DeleteGroup(ctx, "line-9", false); err != nil {
+		t.Fatal(err)
+	}
+	e.customRole("grouper", access.ControllerCreateDeviceGroup)
+	e.addUser("olga", store.UserActive)
+	e.grant(access.UserSubject("olga"), "grouper", access.Global())
+	olga := e.login("olga")
+	if _, err := olga.CreateGroup(ctx, "olgas", ""); err != nil {
+		t.Fatal(err)
+	}
+	e.unchanged(http.StatusConflict, func() error { _, err := olga.CreateGroup(ctx, "line-9", ""); return err }, "live enrollment token", "controller:enroll")
+	e.unchanged(http.StatusConflict, func() error { _, err := olga.RenameGroup(ctx, "olgas", "line-9"); return err }, "live enrollment token")
+	if _, err := admin.CreateGroup(ctx, "line-9", ""); err != nil {
+		t.Fatalf("an enrollment admin re-creates the group the token assigns: %v", err)
+	}
+}

@@ -42,6 +42,9 @@ func (a *API) createGroup(w http.ResponseWriter, r *http.Request) error {
 	if req.Name == "" {
 		return errorf(http.StatusBadRequest, "name is required")
 	}
+	if err := a.mayTakeName(r, req.Name); err != nil {
+		return err
+	}
 	// A selector pulls devices in as surely as adding them by name.
 	var match store.SelectorChange
 	if req.Selector != "" {
@@ -187,6 +190,9 @@ func (a *API) renameGroup(w http.ResponseWriter, r *http.Request) error {
 	if req.Name == "" {
 		return errorf(http.StatusBadRequest, "name is required: the group's new name")
 	}
+	if err := a.mayTakeName(r, req.Name); err != nil {
+		return err
+	}
 	var g store.Group
 	err := a.change(r, store.AuditChange, "group.rename", name, "renamed to "+req.Name, func(ctx context.Context, c *store.Change) error {
 		// Documents name the groups of each device: its members' change.
@@ -265,6 +271,28 @@ func (a *API) setGroupSelector(w http.ResponseWriter, r *http.Request) error {
 	}
 	out.Group = v.group(g)
 	return writeJSON(w, http.StatusOK, out)
+}
+
+// mayTakeName refuses a group name that a live enrollment token still
+// assigns (its group was deleted) to a user without controller:enroll:
+// whoever creates the group receives the devices the token enrolls, so
+// taking the name is for those who may see and revoke the token.
+func (a *API) mayTakeName(r *http.Request, name string) error {
+	ids, err := a.opts.Store.LiveTokensNaming(r.Context(), name)
+	if err != nil || len(ids) == 0 {
+		return err
+	}
+	v, err := a.view(r.Context())
+	if err != nil {
+		return err
+	}
+	user := principalName(r)
+	if v.Allowed(user, access.ControllerEnroll, access.ControllerResource()) {
+		return nil
+	}
+	a.auditAs(r, user, store.AuditAccess, "access.denied", "device-group:"+name, "group name held by live enrollment token(s) "+strings.Join(ids, ", "))
+	return errorf(http.StatusConflict, "the group name %s is held by %d live enrollment token(s) that still assign devices to it; a group by that name would receive the devices they enroll, so it needs %s to take it: choose another name, or ask an enrollment admin to revoke them (`edgewarden enroll-tokens ls`)",
+		name, len(ids), access.ControllerEnroll)
 }
 
 // sameAdded fails, inside a change, when the selector would now add other

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgewarden/edgewarden/protocol/access"
 )
@@ -299,5 +300,27 @@ func TestSideloadLiftIsSecurity(t *testing.T) {
 	})
 	if e.Kind != AuditSecurity || !strings.Contains(e.Detail, ": d2") {
 		t.Fatalf("deleting the denying group: %+v", e)
+	}
+}
+
+// TestLiveTokensNaming: only tokens that can still enroll hold a name.
+func TestLiveTokensNaming(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	mustGroup(t, db, "g", "")
+	mustGroup(t, db, "other-g", "")
+	live := mustToken(t, db, "live", func(tk *EnrollToken) { tk.Groups = []string{"g"} })
+	revoked := mustToken(t, db, "revoked", func(tk *EnrollToken) { tk.Groups = []string{"g"} })
+	if err := db.RevokeEnrollToken(ctx, revoked.ID); err != nil {
+		t.Fatal(err)
+	}
+	mustToken(t, db, "expired", func(tk *EnrollToken) {
+		tk.Groups = []string{"g"}
+		tk.CreatedAt, tk.ExpiresAt = t0.Add(-time.Hour), t0.Add(-time.Second)
+	})
+	mustToken(t, db, "other", func(tk *EnrollToken) { tk.Groups = []string{"other-g"} })
+	ids, err := db.LiveTokensNaming(ctx, "g")
+	if err != nil || !slices.Equal(ids, []string{live.ID}) {
+		t.Fatalf("live tokens naming g: %v %v, want [%s]", ids, err, live.ID)
 	}
 }

@@ -610,3 +610,18 @@ func nonNilStrings(s []string) []string {
 	}
 	return s
 }
+
+// LiveTokensNaming returns the ids of the enrollment tokens that would still
+// put devices into a group called group: not revoked, not expired, not used
+// up. A group deleted while such a token lives leaves its name to be taken;
+// whoever creates a group by that name receives the devices the token
+// enrolls (see the API's create and rename).
+func (db *DB) LiveTokensNaming(ctx context.Context, group string) ([]string, error) {
+	ids, err := strings1(ctx, db.reader(ctx), `SELECT id FROM enroll_tokens
+		WHERE revoked = 0 AND expires_at > ? AND used < max_uses
+		AND EXISTS (SELECT 1 FROM json_each(enroll_tokens.groups) WHERE value = ?) ORDER BY id`, unixNano(db.now()), group)
+	if err != nil {
+		return nil, fmt.Errorf("read the enrollment tokens that assign group %s: %w", group, err)
+	}
+	return ids, nil
+}
