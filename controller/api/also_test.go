@@ -77,6 +77,22 @@ var alsoCases = map[string]alsoCase{
 			role(t, adm, "g1-members", apiv1.CreateGrantRequest{Group: "g1"}, "device-group:manage-members")
 		},
 	},
+	"POST /api/v1/groups/{name}/rename": {
+		setup: func(t *testing.T, s *apitest.Server, adm *client.Client) {
+			twoGroupsAndADevice(t, s, adm)
+			// A token still assigns the name "held" after its group went.
+			mustDo[*apiv1.Group](t)(adm.CreateGroup(ctx, "held", ""))
+			mustDo[*apiv1.EnrollToken](t)(adm.CreateEnrollToken(ctx, apiv1.CreateEnrollTokenRequest{Groups: []string{"held"}}))
+			if err := adm.DeleteGroup(ctx, "held", false); err != nil {
+				t.Fatal(err)
+			}
+			role(t, adm, "g1-renamer", apiv1.CreateGrantRequest{Group: "g1"}, "device-group:delete")
+		},
+		call: func(c *client.Client) error { _, err := c.RenameGroup(ctx, "g1", "held"); return err },
+		also: func(t *testing.T, adm *client.Client) {
+			role(t, adm, "enroller", apiv1.CreateGrantRequest{}, "controller:enroll")
+		},
+	},
 	"PUT /api/v1/groups/{name}/selector": {
 		setup: func(t *testing.T, s *apitest.Server, adm *client.Client) {
 			twoGroupsAndADevice(t, s, adm)

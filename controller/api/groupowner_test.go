@@ -394,8 +394,8 @@ func TestGroupNameHeldByToken(t *testing.T) {
 	if _, err := olga.CreateGroup(ctx, "olgas", ""); err != nil {
 		t.Fatal(err)
 	}
-	e.unchanged(http.StatusConflict, func() error { _, err := olga.CreateGroup(ctx, "line-9", ""); return err }, "live enrollment token", "controller:enroll")
-	e.unchanged(http.StatusConflict, func() error { _, err := olga.RenameGroup(ctx, "olgas", "line-9"); return err }, "live enrollment token")
+	e.unchanged(http.StatusForbidden, func() error { _, err := olga.CreateGroup(ctx, "line-9", ""); return err }, "live enrollment token", "controller:enroll")
+	e.unchanged(http.StatusForbidden, func() error { _, err := olga.RenameGroup(ctx, "olgas", "line-9"); return err }, "live enrollment token")
 	if _, err := admin.CreateGroup(ctx, "line-9", ""); err != nil {
 		t.Fatalf("an enrollment admin re-creates the group the token assigns: %v", err)
 	}

@@ -291,7 +291,7 @@ func (a *API) mayTakeName(r *http.Request, name string) error {
 		return nil
 	}
 	a.auditAs(r, user, store.AuditAccess, "access.denied", "device-group:"+name, "group name held by live enrollment token(s) "+strings.Join(ids, ", "))
-	return errorf(http.StatusConflict, "the group name %s is held by %d live enrollment token(s) that still assign devices to it; a group by that name would receive the devices they enroll, so it needs %s to take it: choose another name, or ask an enrollment admin to revoke them (`edgewarden enroll-tokens ls`)",
+	return errorf(http.StatusForbidden, "the group name %s is held by %d live enrollment token(s) that still assign devices to it; a group by that name would receive the devices they enroll, so it needs %s to take it: choose another name, or ask an enrollment admin to revoke them (`edgewarden enroll-tokens ls`)",
 		name, len(ids), access.ControllerEnroll)
 }
 
