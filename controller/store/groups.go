@@ -348,18 +348,7 @@ func FleetDevices(devices []Device) []fleet.Device {
 // Membership resolves the current membership of every group and device (see
 // fleet.Resolve) from one consistent read.
 func (db *DB) Membership(ctx context.Context) (*fleet.Membership, error) {
-	var (
-		devices []Device
-		groups  []Group
-	)
-	err := db.view(ctx, func(tx *sql.Tx) error {
-		var err error
-		if devices, err = listDevices(ctx, tx); err != nil {
-			return err
-		}
-		groups, err = listGroups(ctx, tx)
-		return err
-	})
+	devices, groups, err := db.devicesAndGroups(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -553,18 +542,7 @@ func (db *DB) PreviewSelector(ctx context.Context, group, selector string) (Sele
 	if err != nil {
 		return SelectorChange{}, fmt.Errorf("%w: selector of group %s: %w", ErrInvalid, group, err)
 	}
-	var (
-		devices []Device
-		groups  []Group
-	)
-	err = db.view(ctx, func(tx *sql.Tx) error {
-		var err error
-		if devices, err = listDevices(ctx, tx); err != nil {
-			return err
-		}
-		groups, err = listGroups(ctx, tx)
-		return err
-	})
+	devices, groups, err := db.devicesAndGroups(ctx)
 	if err != nil {
 		return SelectorChange{}, err
 	}
@@ -624,4 +602,18 @@ func (db *DB) LiveTokensNaming(ctx context.Context, group string) ([]string, err
 		return nil, fmt.Errorf("read the enrollment tokens that assign group %s: %w", group, err)
 	}
 	return ids, nil
+}
+
+// devicesAndGroups reads every device and group in one consistent read,
+// what resolving membership takes.
+func (db *DB) devicesAndGroups(ctx context.Context) (devices []Device, groups []Group, err error) {
+	err = db.view(ctx, func(tx *sql.Tx) error {
+		var err error
+		if devices, err = listDevices(ctx, tx); err != nil {
+			return err
+		}
+		groups, err = listGroups(ctx, tx)
+		return err
+	})
+	return devices, groups, err
 }
