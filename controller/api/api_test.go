@@ -274,7 +274,16 @@ func TestSessionExpiredAndTampered(t *testing.T) {
 	// Tampered: change the payload to name another user.
 	parts := strings.Split(tok, ".")
 	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
-	payload = []byte(strings.Replace(string(payload), admin.ID, admin.ID[:len(admin.ID)-1]+"0", 1))
+	// The last character is changed to one it is not, so the payload
+	// really names another id whatever the id ends in.
+	last := "0"
+	if strings.HasSuffix(admin.ID, "0") {
+		last = "1"
+	}
+	payload = []byte(strings.Replace(string(payload), admin.ID, admin.ID[:len(admin.ID)-1]+last, 1))
+	if orig, _ := base64.RawURLEncoding.DecodeString(parts[1]); string(payload) == string(orig) {
+		t.Fatal("the tampered payload equals the original")
+	}
 	forged := parts[0] + "." + base64.RawURLEncoding.EncodeToString(payload) + "." + parts[2]
 	if status, msg := raw(t, s, "GET", "/api/v1/devices", forged, ""); status != 401 || !strings.Contains(msg, "invalid session token") {
 		t.Errorf("tampered token: %d %q", status, msg)
