@@ -94,13 +94,20 @@ func (a *API) accessStore() (AccessStore, error) {
 	return a.opts.Access, nil
 }
 
-// actor returns the request's user and the current access view.
-func (a *API) actor(r *http.Request) (string, *authz.View, AccessStore, error) {
+// self returns the request's session and the access store, for the
+// routes where a user acts on their own account.
+func (a *API) self(r *http.Request) (principal, AccessStore, error) {
 	p, ok := principalOf(r)
 	if !ok {
-		return "", nil, nil, errorf(http.StatusUnauthorized, "not logged in; run `edgewarden login`")
+		return principal{}, nil, errorf(http.StatusUnauthorized, "not logged in; run `edgewarden login`")
 	}
 	st, err := a.accessStore()
+	return p, st, err
+}
+
+// actor returns the request's user and the current access view.
+func (a *API) actor(r *http.Request) (string, *authz.View, AccessStore, error) {
+	p, st, err := a.self(r)
 	if err != nil {
 		return "", nil, nil, err
 	}
@@ -284,14 +291,26 @@ func (a *API) disableUser(w http.ResponseWriter, r *http.Request) error {
 	if name == actor {
 		return errorf(http.StatusBadRequest, "you cannot disable yourself; ask another admin")
 	}
+	return a.setUserState(w, r, v, st, "user.disable", name, store.UserDisabled, nil)
+}
+
+// setUserState moves user name to state in one change (audited with its
+// before and after; every device's document may change with the user's
+// grants). check, when given, refuses a move from the stored state.
+func (a *API) setUserState(w http.ResponseWriter, r *http.Request, v *authz.View, st AccessStore, action, name, state string, check func(before store.User) error) error {
 	var u store.User
-	err = a.change(r, store.AuditSecurity, "user.disable", name, "", func(ctx context.Context, c *store.Change) error {
+	err := a.change(r, store.AuditSecurity, action, name, "", func(ctx context.Context, c *store.Change) error {
 		c.DirtyAll()
 		before, err := a.opts.Store.GetUser(ctx, name)
 		if err != nil {
 			return err
 		}
-		if u, err = st.SetUserState(ctx, name, store.UserDisabled); err != nil {
+		if check != nil {
+			if err := check(before); err != nil {
+				return err
+			}
+		}
+		if u, err = st.SetUserState(ctx, name, state); err != nil {
 			return err
 		}
 		c.Before, c.After = userState(before), userState(u)

@@ -30,29 +30,16 @@ func (a *API) enableUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var u store.User
-	err = a.change(r, store.AuditSecurity, "user.enable", name, "", func(ctx context.Context, c *store.Change) error {
-		c.DirtyAll() // the user's grants work again on every device where they apply
-		before, err := a.opts.Store.GetUser(ctx, name)
-		if err != nil {
-			return err
-		}
+	// The user's grants work again on every device where they apply.
+	return a.setUserState(w, r, v, st, "user.enable", name, store.UserActive, func(before store.User) error {
 		switch before.State {
 		case store.UserActive:
 			return errorf(http.StatusConflict, "user %s is already active; nothing changed", name)
 		case store.UserInvited:
 			return errorf(http.StatusConflict, "user %s is waiting for activation, not disabled: it becomes active by redeeming its activation token (`edgewarden users activate`); `edgewarden users reset-password %s` gives a new one", name, name)
 		}
-		if u, err = st.SetUserState(ctx, name, store.UserActive); err != nil {
-			return err
-		}
-		c.Before, c.After = userState(before), userState(u)
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, userView(u, v))
 }
 
 // resetPassword gives a user a new activation token, as an invitation
@@ -107,11 +94,7 @@ func (a *API) resetPassword(w http.ResponseWriter, r *http.Request) error {
 // password counts as a failed login for the login throttle, so a stolen
 // session cannot be used to guess the password faster than a login could.
 func (a *API) changePassword(w http.ResponseWriter, r *http.Request) error {
-	p, ok := principalOf(r)
-	if !ok {
-		return errorf(http.StatusUnauthorized, "not logged in; run `edgewarden login`")
-	}
-	st, err := a.accessStore()
+	p, st, err := a.self(r)
 	if err != nil {
 		return err
 	}
@@ -173,11 +156,7 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request) error {
 // refused from now on, whoever holds a copy. With all=true it ends every
 // session of the caller's user.
 func (a *API) logout(w http.ResponseWriter, r *http.Request) error {
-	p, ok := principalOf(r)
-	if !ok {
-		return errorf(http.StatusUnauthorized, "not logged in; run `edgewarden login`")
-	}
-	st, err := a.accessStore()
+	p, st, err := a.self(r)
 	if err != nil {
 		return err
 	}
