@@ -1,12 +1,11 @@
 package agent_test
 
 import (
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
+
+	"github.com/edgewarden/edgewarden/test/fulldisk"
 )
 
 // onTmpfs moves the env's state directory onto a tmpfs of size, so that
@@ -15,13 +14,7 @@ func (e *env) onTmpfs(size string) {
 	t := e.t
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "state")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("!!! SKIPPED: cannot mount a tmpfs to fill up (%v: %s); the full-disk test needs root", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	fulldisk.Mount(t, dir, size)
 	ents, err := os.ReadDir(e.stateDir)
 	if err != nil {
 		t.Fatal(err)
@@ -38,25 +31,6 @@ func (e *env) onTmpfs(size string) {
 	e.stateDir = dir
 }
 
-// fillUp writes zeros to path until its file system is full.
-func fillUp(t *testing.T, path string) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("filling %s: %v", path, err)
-			}
-			return
-		}
-	}
-}
-
 // While the state directory is full the status report says so, with the
 // path; a document that arrives meanwhile cannot be stored, and is applied
 // as soon as space returns, on the same connection (no reconnect, no
@@ -69,7 +43,7 @@ func TestFullDiskStatusAndLateDocument(t *testing.T) {
 	waitFor(t, "revision 1 in force", func() bool { return revision(a.Agent) == 1 })
 
 	filler := filepath.Join(e.stateDir, "filler")
-	fillUp(t, filler)
+	fulldisk.Fill(t, filler)
 	waitFor(t, "a status report with disk_full", func() bool {
 		s := e.lastStatus()
 		return s != nil && s.DiskFull != nil

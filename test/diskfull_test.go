@@ -2,55 +2,18 @@ package test
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edgewarden/edgewarden/test/fulldisk"
 )
-
-// mountTmpfs mounts a tmpfs of size at dir for the test. It skips, loudly,
-// only if the mount is refused (not root, or no mount namespace rights).
-func mountTmpfs(t *testing.T, dir, size string) {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("!!! SKIPPED: cannot mount a tmpfs to fill up (%v: %s); the full-disk test needs root", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-}
-
-// fill writes zeros to path until the file system is full.
-func fill(t *testing.T, path string) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("filling %s: %v", path, err)
-			}
-			return
-		}
-	}
-}
 
 // deploySleeper publishes and assigns to group a signed process app "keeper"
 // that just sleeps, and waits until it runs on device id; it returns its pid.
@@ -126,7 +89,7 @@ func healthz(t *testing.T, addr string) map[string]any {
 func TestFullStateDisk(t *testing.T) {
 	p := newPlant(t)
 	stateDir := p.stateDir("dev-1")
-	mountTmpfs(t, stateDir, "24m")
+	fulldisk.Mount(t, stateDir, "24m")
 	p.mustCLI("groups", "create", "line-1")
 	p.mustEnroll("dev-1", p.enrollToken("--groups", "line-1"))
 	metrics := freeAddr(t)
@@ -144,7 +107,7 @@ func TestFullStateDisk(t *testing.T) {
 	})
 
 	filler := filepath.Join(stateDir, "filler")
-	fill(t, filler)
+	fulldisk.Fill(t, filler)
 	p.startController() // acknowledgements arrive, documents are refreshed: writes fail
 	eventually(t, 30*time.Second, func() (bool, string) {
 		st := p.localDisk("dev-1")
