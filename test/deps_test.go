@@ -21,7 +21,9 @@ const module = "github.com/edgewarden/edgewarden/"
 // TestDependencyRules holds the architecture: protocol/ is the shared
 // contract and imports neither side; the agent links no controller code and
 // not cosign (DESIGN.md: verification on the device uses the standard
-// library alone, which keeps the binary small).
+// library alone, which keeps the binary small); the web console links
+// neither the store nor the evaluator, so it reads and changes nothing
+// except through the API's routes and their one middleware.
 func TestDependencyRules(t *testing.T) {
 	for _, p := range deps(t, "./../protocol/...") {
 		if strings.HasPrefix(p, module+"agent") || strings.HasPrefix(p, module+"controller") {
@@ -44,6 +46,13 @@ func TestDependencyRules(t *testing.T) {
 		for _, heavy := range []string{"github.com/sigstore/", "github.com/prometheus/", "google.golang.org/protobuf"} {
 			if strings.HasPrefix(p, heavy) {
 				t.Errorf("the agent links %s (it costs binary size and resident memory on every device)", p)
+			}
+		}
+	}
+	for _, p := range deps(t, "./../controller/console") {
+		for _, banned := range []string{module + "controller/store", module + "controller/authz", module + "controller/auth", module + "controller/api", "database/sql"} {
+			if p == banned {
+				t.Errorf("the console links %s: it reads and changes only through the API's routes", p)
 			}
 		}
 	}

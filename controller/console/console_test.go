@@ -10,15 +10,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"go/parser"
-	"go/token"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -509,34 +506,6 @@ func TestStaticIntegrity(t *testing.T) {
 	}
 	if !strings.Contains(string(raw), `version:"2.0.11"`) {
 		t.Errorf("htmx.min.js is not 2.0.11 (update static/README.md and the integrity)")
-	}
-}
-
-// TestConsoleHoldsNoRights: the console's code imports neither the store
-// nor the evaluator, so it cannot read or decide anything except through
-// the API's routes (and their one middleware).
-func TestConsoleHoldsNoRights(t *testing.T) {
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fset := token.NewFileSet()
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		file, err := parser.ParseFile(fset, f, nil, parser.ImportsOnly)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, imp := range file.Imports {
-			p := strings.Trim(imp.Path.Value, `"`)
-			for _, banned := range []string{"/controller/store", "/controller/authz", "/controller/auth", "/controller/api", "database/sql"} {
-				if strings.HasSuffix(p, banned) {
-					t.Errorf("%s imports %s: the console reads and changes only through the API's routes", f, p)
-				}
-			}
-		}
 	}
 }
 
