@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -24,6 +23,7 @@ import (
 	"github.com/edgewarden/edgewarden/agent/identity"
 	"github.com/edgewarden/edgewarden/protocol"
 	"github.com/edgewarden/edgewarden/protocol/manifest"
+	"github.com/edgewarden/edgewarden/test/sdnotify"
 )
 
 // artifacts is the controller's artifact endpoint as the device sees it
@@ -220,51 +220,13 @@ func TestNewDocumentPreemptsRetryDownload(t *testing.T) {
 	}
 }
 
-// notifySocket listens as systemd does (NOTIFY_SOCKET) and counts the
-// watchdog pings the agent sends.
-type notifySocket struct {
-	mu    sync.Mutex
-	pings int
-	ready bool
-}
-
-func listenNotify(t *testing.T) *notifySocket {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "notify.sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	n := &notifySocket{}
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			k, err := conn.Read(buf)
-			if err != nil {
-				return
-			}
-			n.mu.Lock()
-			for _, line := range strings.Split(string(buf[:k]), "\n") {
-				switch line {
-				case "WATCHDOG=1":
-					n.pings++
-				case "READY=1":
-					n.ready = true
-				}
-			}
-			n.mu.Unlock()
-		}
-	}()
-	t.Setenv("NOTIFY_SOCKET", path)
-	t.Setenv("WATCHDOG_USEC", "100000") // WatchdogSec=100ms: a ping every 50ms
+// listenNotify listens as systemd does (NOTIFY_SOCKET) with
+// WatchdogSec=100ms (a ping every 50ms).
+func listenNotify(t *testing.T) *sdnotify.Socket {
+	n := sdnotify.Listen(t)
+	t.Setenv("NOTIFY_SOCKET", n.Path)
+	t.Setenv("WATCHDOG_USEC", "100000")
 	return n
-}
-
-func (n *notifySocket) count() int {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.pings
 }
 
 // The systemd watchdog is fed only while the reconcile loop makes
@@ -284,7 +246,7 @@ func TestWatchdogStopsWhilePhaseHangs(t *testing.T) {
 		o.StallTimeout = 300 * time.Millisecond
 		o.HeartbeatInterval = 50 * time.Millisecond
 	})
-	waitFor(t, "watchdog pings while idle", func() bool { return n.count() >= 3 })
+	waitFor(t, "watchdog pings while idle", func() bool { return n.Count("WATCHDOG=1") >= 3 })
 
 	e.publishDesired(e.appDoc(1, pub, hung))
 	waitFor(t, "the hung download", func() bool { return s.count(s.started, digestOf(hung)) == 1 })
@@ -293,15 +255,15 @@ func TestWatchdogStopsWhilePhaseHangs(t *testing.T) {
 	})
 	// A window measured by the agent's own work, not by a sleep: ten
 	// heartbeat status reports (~50 ms each, ten watchdog periods).
-	before := n.count()
+	before := n.Count("WATCHDOG=1")
 	reports := len(e.messages(protocol.KindStatus))
 	waitFor(t, "ten more status reports", func() bool { return len(e.messages(protocol.KindStatus)) >= reports+10 })
-	if got := n.count(); got > before+1 { // one ping may have been in flight
+	if got := n.Count("WATCHDOG=1"); got > before+1 { // one ping may have been in flight
 		t.Fatalf("the agent fed the watchdog %d times while its download hung", got-before)
 	}
 
 	s.unblock() // the download moves on: the phase progresses, the app starts
 	waitFor(t, "the app running", func() bool { _, st := e.appState("historian"); return st == protocol.AppRunning })
-	resumed := n.count()
-	waitFor(t, "pings again", func() bool { return n.count() >= resumed+3 })
+	resumed := n.Count("WATCHDOG=1")
+	waitFor(t, "pings again", func() bool { return n.Count("WATCHDOG=1") >= resumed+3 })
 }

@@ -1,59 +1,33 @@
 package test
 
 import (
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/edgewarden/edgewarden/test/sdnotify"
 )
 
-// notifySocket listens where systemd would (NOTIFY_SOCKET) and collects what
-// a service sends: the Type=notify and WatchdogSec= contract of the units,
-// checked without systemd as PID 1.
-func notifySocket(t *testing.T) (string, <-chan string) {
+// expectNotify waits until the service has sent each of want to its
+// notify socket.
+func expectNotify(t *testing.T, n *sdnotify.Socket, want ...string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "notify.sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	msgs := make(chan string, 64)
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				return
-			}
-			for _, line := range strings.Split(string(buf[:n]), "\n") {
-				if line != "" {
-					msgs <- line
-				}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		seen := map[string]bool{}
+		for _, w := range want {
+			if n.Count(w) > 0 {
+				seen[w] = true
 			}
 		}
-	}()
-	return path, msgs
-}
-
-func expectNotify(t *testing.T, msgs <-chan string, want ...string) {
-	t.Helper()
-	seen := map[string]bool{}
-	deadline := time.After(20 * time.Second)
-	for len(seen) < len(want) {
-		select {
-		case m := <-msgs:
-			for _, w := range want {
-				if m == w {
-					seen[w] = true
-				}
-			}
-		case <-deadline:
+		if len(seen) == len(want) {
+			return
+		}
+		if time.Now().After(deadline) {
 			t.Fatalf("service sent %v of %v to NOTIFY_SOCKET", seen, want)
 		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -75,10 +49,10 @@ func TestSystemdNotify(t *testing.T) {
 		{"agent", []string{bin.agent, "run", "--state", p.stateDir("dev-1"), "--config", p.agentConfig("dev-1")}},
 	} {
 		t.Run(svc.name, func(t *testing.T) {
-			path, msgs := notifySocket(t)
+			n := sdnotify.Listen(t)
 			cmd := exec.Command(svc.args[0], svc.args[1:]...)
 			// WatchdogSec=1s: the service must ping at least every second.
-			cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+path, "WATCHDOG_USEC=1000000")
+			cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+n.Path, "WATCHDOG_USEC=1000000")
 			logs := &logBuffer{}
 			cmd.Stdout, cmd.Stderr = logs, logs
 			if err := cmd.Start(); err != nil {
@@ -91,9 +65,9 @@ func TestSystemdNotify(t *testing.T) {
 					t.Logf("%s output:\n%s", svc.name, logs.String())
 				}
 			}()
-			expectNotify(t, msgs, "READY=1", "WATCHDOG=1")
+			expectNotify(t, n, "READY=1", "WATCHDOG=1")
 			cmd.Process.Signal(os.Interrupt)
-			expectNotify(t, msgs, "STOPPING=1")
+			expectNotify(t, n, "STOPPING=1")
 		})
 	}
 }
